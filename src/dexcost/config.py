@@ -1,0 +1,248 @@
+"""Configuration: the validated settings behind ``dexcost.init()``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS
+
+DEFAULT_ENDPOINT = "https://api.dexcost.io"
+KEY_PREFIXES = ("dx_live_", "dx_test_")
+DEVELOPMENT = "development"
+
+# Defaults the retry tracker uses when the user gives none.
+DEFAULT_RETRY_WINDOW_SECONDS = 60.0
+DEFAULT_RETRY_THRESHOLD = 0.8
+
+
+def mask_key(key: str) -> str:
+    """Return a key shortened so it can appear in messages: its prefix and last 4 characters."""
+    for prefix in KEY_PREFIXES:
+        if key.startswith(prefix):
+            return f"{prefix}…{key[-4:]}" if len(key) > len(prefix) + 4 else f"{prefix}…"
+    if len(key) <= 6:
+        return "…"
+    return f"{key[:3]}…{key[-2:]}"
+
+
+def _check_type(name: str, value: object, expected: type | tuple[type, ...], fix: str) -> None:
+    if isinstance(value, bool) and bool not in (
+        expected if isinstance(expected, tuple) else (expected,)
+    ):
+        raise TypeError(f"{name} must not be a bool (got {value!r}); {fix}")
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} has type {type(value).__name__} (value {value!r}); {fix}")
+
+
+def _check_str_list(name: str, value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(
+            f'{name} must be a list of strings, got the string {value!r}; '
+            f'wrap it in a list: {name}=["{value}"]'
+        )
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise TypeError(f"{name} must be a list of strings, got {type(value).__name__} {value!r}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must contain only strings, got {item!r}")
+    return items
+
+
+@dataclass
+class DexcostConfig:
+    """Settings for one ``dexcost.init()`` call.
+
+    Environment fallbacks (``DEXCOST_API_KEY``, ``DEXCOST_ENDPOINT``, ``DEXCOST_ENV``)
+    are read in ``__post_init__``, so they take effect when ``init()`` runs.
+    """
+
+    api_key: str | None = None
+    auto_instrument: list[str] | None = None
+    track_http: bool = True
+    environment: str | None = None
+    batch_size: int = 100
+    flush_interval: float = 5.0
+    redact_fields: list[str] | None = None
+    hash_customer_id: bool = False
+    storage: str | None = None
+    buffer_path: str | None = None
+    service_catalog_url: str | None = None
+    enable_retry_heuristics: bool = False
+    retry_heuristic_window: float | None = None
+    retry_heuristic_threshold: float | None = None
+    endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
+
+    def __post_init__(self) -> None:
+        self._validate_storage()
+        if self.api_key is None and self.storage != "local":
+            env_key = os.environ.get("DEXCOST_API_KEY", "").strip()
+            self.api_key = env_key or None
+        if self.api_key is not None:
+            self._validate_api_key()
+        if self.environment is None:
+            self.environment = os.environ.get("DEXCOST_ENV", "").strip() or None
+        elif not isinstance(self.environment, str):
+            raise TypeError(
+                f"environment must be a string such as 'development', "
+                f"got {type(self.environment).__name__} {self.environment!r}"
+            )
+        self.endpoint = self._validate_endpoint(
+            os.environ.get("DEXCOST_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
+        )
+        self._validate_auto_instrument()
+        _check_type("track_http", self.track_http, bool, "pass True or False")
+        _check_type("hash_customer_id", self.hash_customer_id, bool, "pass True or False")
+        _check_type(
+            "enable_retry_heuristics", self.enable_retry_heuristics, bool, "pass True or False"
+        )
+        self._validate_batching()
+        self._validate_retry_settings()
+        self.redact_fields = _check_str_list("redact_fields", self.redact_fields)
+        if self.buffer_path is not None:
+            _check_type("buffer_path", self.buffer_path, (str, os.PathLike), "pass a file path")
+            self.buffer_path = os.fspath(self.buffer_path)
+        if self.service_catalog_url is not None:
+            _check_type("service_catalog_url", self.service_catalog_url, str, "pass a URL string")
+            scheme = urlsplit(self.service_catalog_url).scheme
+            if scheme not in ("http", "https"):
+                raise ValueError(
+                    f"service_catalog_url {self.service_catalog_url!r} is not an http(s) URL; "
+                    "pass an https:// URL of a catalog JSON file"
+                )
+
+    # --- derived settings ---
+
+    @property
+    def is_dev(self) -> bool:
+        """True in development mode: events are printed and nothing is pushed."""
+        return self.environment == DEVELOPMENT
+
+    @property
+    def storage_mode(self) -> Literal["local", "cloud"]:
+        """``cloud`` when events will be pushed to the Control Layer, else ``local``."""
+        if self.storage == "local" or self.api_key is None or self.is_dev:
+            return "local"
+        return "cloud"
+
+    @property
+    def key_type(self) -> Literal["live", "test"] | None:
+        """``live`` for ``dx_live_`` keys, ``test`` for ``dx_test_`` keys, None without a key."""
+        if self.api_key is None:
+            return None
+        return "live" if self.api_key.startswith("dx_live_") else "test"
+
+    @property
+    def retry_window(self) -> float:
+        """Retry-detection window in seconds, with the tracker default filled in."""
+        if self.retry_heuristic_window is None:
+            return DEFAULT_RETRY_WINDOW_SECONDS
+        return self.retry_heuristic_window
+
+    @property
+    def retry_threshold(self) -> float:
+        """Retry-detection confidence threshold, with the tracker default filled in."""
+        if self.retry_heuristic_threshold is None:
+            return DEFAULT_RETRY_THRESHOLD
+        return self.retry_heuristic_threshold
+
+    def __repr__(self) -> str:
+        key = None if self.api_key is None else mask_key(self.api_key)
+        return (
+            f"DexcostConfig(api_key={key!r}, environment={self.environment!r}, "
+            f"storage_mode={self.storage_mode!r}, endpoint={self.endpoint!r}, "
+            f"auto_instrument={self.auto_instrument!r}, buffer_path={self.buffer_path!r})"
+        )
+
+    # --- validation ---
+
+    def _validate_storage(self) -> None:
+        if self.storage is None or self.storage == "local":
+            return
+        raise ValueError(
+            f"storage={self.storage!r} is not supported; pass storage='local' to keep events "
+            "on this machine only, or leave storage=None to push them when an API key is set"
+        )
+
+    def _validate_api_key(self) -> None:
+        key = self.api_key
+        if not isinstance(key, str):
+            raise TypeError(
+                f"api_key must be a string starting with dx_live_ or dx_test_, "
+                f"got {type(key).__name__}"
+            )
+        key = key.strip()
+        self.api_key = key
+        if not key.startswith(KEY_PREFIXES) or len(key) <= len("dx_live_"):
+            raise ValueError(
+                f"api_key {mask_key(key)!r} is not a dexcost key: keys start with dx_live_ "
+                "(production) or dx_test_ (sandbox). Copy the key from the dexcost dashboard, "
+                "or pass storage='local' to run without one"
+            )
+
+    def _validate_endpoint(self, endpoint: str) -> str:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"DEXCOST_ENDPOINT {endpoint!r} is not an http(s) URL; set it to the Control "
+                f"Layer base URL, e.g. {DEFAULT_ENDPOINT}"
+            )
+        return endpoint.rstrip("/")
+
+    def _validate_auto_instrument(self) -> None:
+        value = _check_str_list("auto_instrument", self.auto_instrument)
+        if value is None:
+            return
+        unknown = [name for name in value if name not in ALL_SUPPORTED_INSTRUMENTS]
+        if unknown:
+            valid = ", ".join(ALL_SUPPORTED_INSTRUMENTS)
+            raise ValueError(
+                f"auto_instrument names {unknown!r} are not supported; valid names are: {valid}"
+            )
+        # Keep the user's order but drop repeats.
+        self.auto_instrument = list(dict.fromkeys(value))
+
+    def _validate_batching(self) -> None:
+        _check_type("batch_size", self.batch_size, int, "pass a whole number such as 100")
+        if self.batch_size < 1:
+            raise ValueError(
+                f"batch_size={self.batch_size} is invalid; pass a whole number of at least 1 "
+                "(default 100)"
+            )
+        _check_type(
+            "flush_interval", self.flush_interval, (int, float), "pass seconds such as 5.0"
+        )
+        if not self.flush_interval > 0 or self.flush_interval == float("inf"):
+            raise ValueError(
+                f"flush_interval={self.flush_interval} is invalid; pass a positive number of "
+                "seconds (default 5.0)"
+            )
+        self.flush_interval = float(self.flush_interval)
+
+    def _validate_retry_settings(self) -> None:
+        window = self.retry_heuristic_window
+        if window is not None:
+            _check_type("retry_heuristic_window", window, (int, float), "pass seconds such as 60")
+            if not window > 0 or window == float("inf"):
+                raise ValueError(
+                    f"retry_heuristic_window={window} is invalid; pass a positive number of "
+                    "seconds, or None for the default "
+                    f"({DEFAULT_RETRY_WINDOW_SECONDS:g} s)"
+                )
+            self.retry_heuristic_window = float(window)
+        threshold = self.retry_heuristic_threshold
+        if threshold is not None:
+            _check_type(
+                "retry_heuristic_threshold", threshold, (int, float), "pass a number such as 0.8"
+            )
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(
+                    f"retry_heuristic_threshold={threshold} is outside 0..1; pass a confidence "
+                    f"between 0.0 and 1.0, or None for the default ({DEFAULT_RETRY_THRESHOLD})"
+                )
+            self.retry_heuristic_threshold = float(threshold)

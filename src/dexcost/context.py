@@ -1,0 +1,173 @@
+"""Attribution: who a cost is for, carried in the OpenTelemetry context.
+
+``set_context`` stores a :class:`DexcostContext` under a dexcost-private context key,
+which no propagator reads or writes, and mirrors the values into W3C baggage as
+``dexcost.*`` entries so other OTel tools in the process can see them. dexcost reads
+attribution only from the private key, so baggage sent by a remote caller cannot
+bill its work to another customer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+
+from dexcost import semconv
+
+_ATTRIBUTION_KEY = otel_context.create_key("dexcost.attribution")
+
+# Bounds keep baggage valid under the W3C limits (8,192 bytes per header).
+MAX_METADATA_ITEMS = 32
+MAX_VALUE_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class DexcostContext:
+    """The attribution in effect: customer, project, agent and free-form metadata."""
+
+    customer_id: str | None = None
+    project_id: str | None = None
+    agent: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def is_empty(self) -> bool:
+        return not (self.customer_id or self.project_id or self.agent or self.metadata)
+
+
+_EMPTY = DexcostContext()
+
+
+def _clean_id(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        warnings.warn(
+            f"dexcost: {name} should be a string; {type(value).__name__} {value!r} was "
+            f"converted with str()",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        value = str(value)
+    if len(value) > MAX_VALUE_LENGTH:
+        warnings.warn(
+            f"dexcost: {name} is {len(value)} characters long; it was cut to "
+            f"{MAX_VALUE_LENGTH}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        value = value[:MAX_VALUE_LENGTH]
+    return value
+
+
+def _clean_metadata(metadata: object) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"metadata must be a dict of strings, got {type(metadata).__name__} {metadata!r}"
+        )
+    cleaned: dict[str, str] = {}
+    for key, value in metadata.items():
+        if len(cleaned) >= MAX_METADATA_ITEMS:
+            warnings.warn(
+                f"dexcost: metadata has {len(metadata)} entries; only the first "
+                f"{MAX_METADATA_ITEMS} are kept",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            break
+        clean_key = _clean_id("metadata key", key)
+        clean_value = _clean_id(f"metadata[{key!r}]", value)
+        if clean_key and clean_value is not None:
+            cleaned[clean_key] = clean_value
+    return cleaned
+
+
+def current_attribution(ctx: otel_context.Context | None = None) -> DexcostContext:
+    """Return the attribution stored in ``ctx`` (the current context by default)."""
+    value = otel_context.get_value(_ATTRIBUTION_KEY, ctx)
+    return value if isinstance(value, DexcostContext) else _EMPTY
+
+
+def merged(
+    base: DexcostContext,
+    *,
+    customer_id: object = None,
+    project_id: object = None,
+    agent: object = None,
+    metadata: object = None,
+) -> DexcostContext:
+    """Return ``base`` with the given non-None fields replaced and metadata merged."""
+    changes: dict[str, object] = {}
+    if customer_id is not None:
+        changes["customer_id"] = _clean_id("customer_id", customer_id)
+    if project_id is not None:
+        changes["project_id"] = _clean_id("project_id", project_id)
+    if agent is not None:
+        changes["agent"] = _clean_id("agent", agent)
+    if metadata is not None:
+        combined = dict(base.metadata)
+        combined.update(_clean_metadata(metadata))
+        changes["metadata"] = MappingProxyType(combined)
+    return replace(base, **changes) if changes else base  # type: ignore[arg-type]
+
+
+def with_attribution(
+    attribution: DexcostContext, ctx: otel_context.Context | None = None
+) -> otel_context.Context:
+    """Return a context carrying ``attribution`` under the private key and in baggage."""
+    ctx = otel_context.set_value(_ATTRIBUTION_KEY, attribution, ctx)
+    for key in list(baggage.get_all(ctx)):
+        if key.startswith("dexcost."):
+            ctx = baggage.remove_baggage(key, ctx)
+    pairs = (
+        (semconv.CUSTOMER_ID, attribution.customer_id),
+        (semconv.PROJECT_ID, attribution.project_id),
+        (semconv.AGENT, attribution.agent),
+    )
+    for key, value in pairs:
+        if value is not None:
+            ctx = baggage.set_baggage(key, value, ctx)
+    for meta_key, meta_value in attribution.metadata.items():
+        ctx = baggage.set_baggage(semconv.METADATA_PREFIX + meta_key, meta_value, ctx)
+    return ctx
+
+
+def set_context(
+    customer_id: str | None = None,
+    project_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    agent: str | None = None,
+) -> DexcostContext:
+    """Attach attribution to the current context; later calls in this thread or task inherit it.
+
+    Fields left as None keep their current value and ``metadata`` is merged into the
+    existing metadata. Use :func:`clear_context` to remove everything.
+    """
+    attribution = merged(
+        current_attribution(),
+        customer_id=customer_id,
+        project_id=project_id,
+        agent=agent,
+        metadata=metadata,
+    )
+    # The token is dropped on purpose: set_context changes the context for the rest of
+    # this thread or asyncio task, like assigning a variable.
+    otel_context.attach(with_attribution(attribution))
+    return attribution
+
+
+def get_context() -> DexcostContext | None:
+    """Return the attribution in effect, or None when none is set."""
+    attribution = current_attribution()
+    return None if attribution.is_empty() else attribution
+
+
+def clear_context() -> None:
+    """Remove dexcost attribution from the current context and its baggage."""
+    otel_context.attach(with_attribution(_EMPTY))

@@ -1,0 +1,1 @@
+"""Instrumentation of LLM SDKs: one subpackage per library, chosen through the registry."""

@@ -1,0 +1,150 @@
+"""Observing OpenAI streams without replacing them.
+
+The user gets the SDK's own ``Stream`` / ``AsyncStream`` object. dexcost swaps the
+stream's internal item iterator for a generator that watches each item and passes it
+through, and the patched ``close`` methods (see ``patch.py``) tell the observer when a
+stream is closed early. Whatever happens (fully read, ``break``, ``close()``, an error,
+or the stream garbage-collected unread) the call is recorded exactly once: with its
+usage when the usage chunk arrived, else as ``usage_unknown``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from dexcost import errors
+from dexcost.instrumentation.openai.extract import (
+    CHAT,
+    FINAL_RESPONSE_EVENTS,
+    RESPONSES,
+    field,
+    usage_from_chat,
+    usage_from_responses,
+)
+from dexcost.llm import LLMCall
+from dexcost.pricing import TokenUsage
+
+# Attribute set on an observed stream so the patched close() can find its observer.
+OBSERVER_ATTRIBUTE = "_dexcost_observer"
+
+
+class StreamObserver:
+    """Collect model and usage from stream items and finish the call exactly once."""
+
+    __slots__ = ("__weakref__", "api", "call", "hide_usage_chunk", "model", "tier", "usage")
+
+    def __init__(self, call: LLMCall, api: str, *, hide_usage_chunk: bool) -> None:
+        self.call = call
+        self.api = api
+        # True when dexcost itself asked for the usage chunk, which the caller's code
+        # does not expect (it has no choices, so chunk.choices[0] would fail).
+        self.hide_usage_chunk = hide_usage_chunk
+        self.model: str | None = None
+        self.tier: str | None = None
+        self.usage: TokenUsage | None = None
+
+    def observe(self, item: Any) -> bool:
+        """Read one stream item; return True when it must be hidden from the caller."""
+        if self.api == CHAT:
+            if self.model is None:
+                model = field(item, "model")
+                self.model = model if isinstance(model, str) else None
+            raw_usage = field(item, "usage")
+            if raw_usage is not None:
+                self.usage = usage_from_chat(raw_usage)
+                tier = field(item, "service_tier")
+                self.tier = tier if isinstance(tier, str) else self.tier
+                return self.hide_usage_chunk and not field(item, "choices")
+            return False
+        if self.api == RESPONSES:
+            event_type = field(item, "type")
+            if event_type in FINAL_RESPONSE_EVENTS or event_type == "response.created":
+                response = field(item, "response")
+                model = field(response, "model")
+                if isinstance(model, str):
+                    self.model = model
+                tier = field(response, "service_tier")
+                if isinstance(tier, str):
+                    self.tier = tier
+                if event_type in FINAL_RESPONSE_EVENTS:
+                    self.usage = usage_from_responses(field(response, "usage"))
+        return False
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Record the call; later calls do nothing."""
+        if self.call.finished:
+            return
+        try:
+            self.call.finish(
+                response_model=self.model,
+                usage=self.usage,
+                service_tier=self.tier,
+                error_type=type(error).__name__ if error is not None else None,
+            )
+        except Exception:
+            errors.log_internal_error("recording an openai stream")
+
+
+def _observe(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.observe(item)
+    except Exception:
+        errors.log_internal_error("reading an openai stream item")
+        return False
+
+
+def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    error: BaseException | None = None
+    try:
+        for item in inner:
+            if not _observe(observer, item):
+                yield item
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        observer.finish(error)
+
+
+async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    error: BaseException | None = None
+    try:
+        async for item in inner:
+            if not _observe(observer, item):
+                yield item
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        observer.finish(error)
+
+
+def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool:
+    """Route ``stream``'s items through ``observer``; False if the stream is not observable.
+
+    Relies on the SDK's ``_iterator`` attribute, present on ``Stream`` and
+    ``AsyncStream`` from openai 1.0 through 3.x; both ``__iter__`` and ``__next__`` read it.
+    """
+    inner = getattr(stream, "_iterator", None)
+    if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
+        return False
+    if is_async:
+        stream._iterator = _observe_async(inner, observer)
+    else:
+        stream._iterator = _observe_sync(inner, observer)
+    setattr(stream, OBSERVER_ATTRIBUTE, observer)
+    # Safety net for a stream dropped unread: the observer holds no reference to the
+    # stream, so this fires when the stream is collected.
+    weakref.finalize(stream, observer.finish)
+    return True
+
+
+def observer_of(stream: Any) -> StreamObserver | None:
+    observer = getattr(stream, OBSERVER_ATTRIBUTE, None)
+    return observer if isinstance(observer, StreamObserver) else None

@@ -1,0 +1,207 @@
+"""The registry of instrumentable libraries and the base class each instrumentor follows.
+
+Each entry names the import module, the distribution whose version is checked, the
+supported version range and where the instrumentor class lives. Nothing here imports
+a provider SDK: an instrumentor patches its library when the application imports it
+(a post-import hook), so ``init()`` stays fast and never loads SDKs the app does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import re
+import sys
+import threading
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import ModuleType
+
+import wrapt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LibrarySpec:
+    """What dexcost needs to know to instrument one library."""
+
+    name: str
+    module: str
+    distribution: str
+    min_version: tuple[int, ...]
+    max_version_exclusive: tuple[int, ...]
+    instrumentor: str  # "package.module:ClassName"
+
+    @property
+    def supported_range(self) -> str:
+        low = ".".join(map(str, self.min_version))
+        high = ".".join(map(str, self.max_version_exclusive))
+        return f">={low},<{high}"
+
+
+_SPECS: tuple[LibrarySpec, ...] = (
+    LibrarySpec(
+        name="openai",
+        module="openai",
+        distribution="openai",
+        # 1.26 is the first release with stream_options; 4.x does not exist yet.
+        min_version=(1, 26),
+        max_version_exclusive=(4,),
+        instrumentor="dexcost.instrumentation.openai:OpenAIInstrumentor",
+    ),
+)
+
+LIBRARIES: dict[str, LibrarySpec] = {spec.name: spec for spec in _SPECS}
+ALL_SUPPORTED_INSTRUMENTS: tuple[str, ...] = tuple(LIBRARIES)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """Parse the leading release numbers of a version string: ``"3.60.0rc1"`` -> ``(3, 60, 0)``."""
+    numbers: list[int] = []
+    for part in text.split("."):
+        match = re.match(r"\d+", part)
+        if match is None:
+            break
+        numbers.append(int(match.group()))
+        if match.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+def installed_version(spec: LibrarySpec) -> str | None:
+    """Return the installed version of the library's distribution, or None when absent."""
+    if importlib.util.find_spec(spec.module) is None:
+        return None
+    try:
+        return importlib.metadata.version(spec.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def is_supported(spec: LibrarySpec, version: str) -> bool:
+    parsed = parse_version(version)
+    return spec.min_version <= parsed < spec.max_version_exclusive
+
+
+class Instrumentor(ABC):
+    """Patch one library; ``instrument``/``uninstrument`` are idempotent and restore exactly."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._patched = False
+
+    @property
+    def is_instrumented(self) -> bool:
+        return self._patched
+
+    def instrument(self, module: ModuleType) -> None:
+        with self._lock:
+            if self._patched:
+                return
+            self._patch(module)
+            self._patched = True
+
+    def uninstrument(self) -> None:
+        with self._lock:
+            if not self._patched:
+                return
+            self._unpatch()
+            self._patched = False
+
+    @abstractmethod
+    def _patch(self, module: ModuleType) -> None: ...
+
+    @abstractmethod
+    def _unpatch(self) -> None: ...
+
+
+class InstrumentationManager:
+    """Hold one instrumentor per library and apply the user's ``auto_instrument`` choice.
+
+    Libraries already imported are patched at once; the others are patched by a
+    post-import hook when the application imports them. A library whose installed
+    version is outside the supported range is skipped with one warning.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._instrumentors: dict[str, Instrumentor] = {}
+        self._wanted: set[str] = set()
+        self._hooked: set[str] = set()
+        self._warned: set[str] = set()
+
+    def apply(self, names: list[str] | None) -> None:
+        """Instrument ``names`` (None means every supported library) and undo the rest."""
+        wanted = set(ALL_SUPPORTED_INSTRUMENTS if names is None else names)
+        with self._lock:
+            self._wanted = wanted
+            for name, instrumentor in self._instrumentors.items():
+                if name not in wanted:
+                    instrumentor.uninstrument()
+        for name in wanted:
+            spec = LIBRARIES[name]
+            version = installed_version(spec)
+            if version is None:
+                continue
+            if not is_supported(spec, version):
+                self._warn_unsupported(spec, version)
+                continue
+            with self._lock:
+                first_time = name not in self._hooked
+                self._hooked.add(name)
+            if first_time:
+                # Runs the hook now if the module is already imported, else on import.
+                wrapt.register_post_import_hook(self._on_import, spec.module)
+            else:
+                module = sys.modules.get(spec.module)
+                if module is not None:
+                    self._on_import(module)
+
+    def uninstrument_all(self) -> None:
+        with self._lock:
+            self._wanted = set()
+            for instrumentor in self._instrumentors.values():
+                instrumentor.uninstrument()
+
+    def instrumented(self) -> list[str]:
+        return sorted(n for n, i in self._instrumentors.items() if i.is_instrumented)
+
+    def _on_import(self, module: ModuleType) -> None:
+        name = next((s.name for s in _SPECS if s.module == module.__name__), None)
+        if name is None:
+            return
+        with self._lock:
+            if name not in self._wanted:
+                return
+        try:
+            instrumentor = self._get_instrumentor(name)
+            instrumentor.instrument(module)
+        except Exception:
+            logger.exception("dexcost could not instrument %s; its calls will not be priced", name)
+
+    def _get_instrumentor(self, name: str) -> Instrumentor:
+        with self._lock:
+            existing = self._instrumentors.get(name)
+            if existing is not None:
+                return existing
+        module_name, _, class_name = LIBRARIES[name].instrumentor.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        instrumentor: Instrumentor = cls()
+        with self._lock:
+            return self._instrumentors.setdefault(name, instrumentor)
+
+    def _warn_unsupported(self, spec: LibrarySpec, version: str) -> None:
+        if spec.name in self._warned:
+            return
+        self._warned.add(spec.name)
+        warnings.warn(
+            f"dexcost does not instrument {spec.distribution} {version}: supported versions are "
+            f"{spec.supported_range}. Its calls will not be priced; install a supported version "
+            f"or record costs with record_llm_call().",
+            RuntimeWarning,
+            stacklevel=4,
+        )

@@ -1,0 +1,166 @@
+"""Recording one LLM call: what every provider instrumentation hands its results to.
+
+An :class:`LLMCall` is created when the SDK call starts, on the caller's thread, so it
+captures the parent span, the attribution and the task in effect there. It is finished
+exactly once, possibly later and on another thread (a stream consumed elsewhere), and
+then prices the usage and emits the ``llm_call`` event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from opentelemetry import context as otel_context
+
+from dexcost import semconv
+from dexcost.context import current_attribution
+from dexcost.events import LLM, AttributeValue, Tokens, emit_event
+from dexcost.pricing import TokenUsage, price_llm
+from dexcost.runtime import current_runtime
+from dexcost.tasks import TrackedTask, resolve_task
+
+if TYPE_CHECKING:
+    from dexcost.runtime import Runtime
+
+_ZERO = Decimal(0)
+
+
+class LLMCall:
+    """One LLM request in flight; :meth:`finish` records it exactly once."""
+
+    __slots__ = (
+        "_finished",
+        "_lock",
+        "attributes",
+        "attribution",
+        "operation",
+        "parent",
+        "provider",
+        "request_model",
+        "runtime",
+        "start_ns",
+        "task",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        attributes: dict[str, AttributeValue] | None = None,
+        task: TrackedTask | None = None,
+        parent: otel_context.Context | None = None,
+    ) -> None:
+        self.start_ns = time.time_ns()
+        self.runtime = runtime
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self.attributes = attributes if attributes is not None else {}
+        self.parent = parent if parent is not None else otel_context.get_current()
+        self.attribution = current_attribution(self.parent)
+        self.task = task if task is not None else resolve_task(runtime, self.parent, self.attribution)
+        self._finished = False
+        self._lock = threading.Lock()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def finish(
+        self,
+        *,
+        response_model: str | None = None,
+        usage: TokenUsage | None = None,
+        reported_cost: Decimal | None = None,
+        error_type: str | None = None,
+        no_charge: bool = False,
+        service_tier: str | None = None,
+    ) -> None:
+        """Price and record the call; only the first call has an effect.
+
+        - ``usage`` given: priced from the price table, or ``reported_cost`` when the
+          provider reported what it charged.
+        - ``usage`` None and ``no_charge``: the provider answered with an error and billed
+          nothing, so the event costs $0.
+        - ``usage`` None otherwise: ``usage_unknown``, with no cost (never $0).
+        """
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+
+        attributes = self.attributes
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = self.provider
+        attributes[semconv.GEN_AI_OPERATION_NAME] = self.operation
+        if self.request_model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = self.request_model
+        if response_model:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+        if service_tier:
+            attributes[semconv.GEN_AI_SERVICE_TIER] = service_tier
+
+        cost: Decimal | None
+        source: str | None = None
+        tokens = Tokens()
+        if usage is not None:
+            _usage_attributes(usage, attributes)
+            tokens = Tokens(
+                input=usage.input_tokens,
+                output=usage.output_tokens,
+                cached=usage.cache_read_tokens,
+                reasoning=usage.reasoning_tokens,
+            )
+            if reported_cost is not None:
+                cost, status, source = reported_cost, semconv.PROVIDER_REPORTED, "provider"
+            else:
+                price = price_llm(
+                    self.provider,
+                    response_model or self.request_model or "",
+                    usage,
+                    service_tier=service_tier,
+                )
+                cost, status, source = price.cost_usd, price.status, price.source
+        elif no_charge:
+            cost, status = _ZERO, semconv.PRICED
+        else:
+            cost, status = None, semconv.USAGE_UNKNOWN
+
+        # After a re-init the new runtime stores the event; after shutdown the old one
+        # still does, so a stream that ends late is not lost.
+        emit_event(
+            current_runtime() or self.runtime,
+            name=f"{self.operation} {self.request_model or response_model or 'unknown'}",
+            event_type=semconv.LLM_CALL,
+            attributes=attributes,
+            attribution=self.attribution,
+            task=self.task,
+            cost=cost,
+            cost_status=status,
+            cost_kind=LLM,
+            pricing_source=source,
+            tokens=tokens,
+            parent=self.parent,
+            start_ns=self.start_ns,
+            error_type=error_type,
+        )
+
+
+def _usage_attributes(usage: TokenUsage, attributes: dict[str, AttributeValue]) -> None:
+    attributes[semconv.GEN_AI_INPUT_TOKENS] = usage.input_tokens
+    attributes[semconv.GEN_AI_OUTPUT_TOKENS] = usage.output_tokens
+    if usage.cache_read_tokens:
+        attributes[semconv.GEN_AI_CACHE_READ_TOKENS] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        attributes[semconv.GEN_AI_CACHE_CREATION_TOKENS] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        attributes[semconv.GEN_AI_REASONING_TOKENS] = usage.reasoning_tokens
+    if usage.input_audio_tokens:
+        attributes[semconv.GEN_AI_AUDIO_INPUT_TOKENS] = usage.input_audio_tokens
+    if usage.output_audio_tokens:
+        attributes[semconv.GEN_AI_AUDIO_OUTPUT_TOKENS] = usage.output_audio_tokens

@@ -1,0 +1,169 @@
+"""The running dexcost: ``init()``, ``flush()``, ``shutdown()`` and what they own.
+
+A :class:`Runtime` holds one configuration with its private TracerProvider, span
+processors and session tasks. The provider is never set as the global one, so the
+application's own OpenTelemetry setup (provider, sampler, exporters) is untouched, and
+its ALWAYS_ON sampler means no cost is ever sampled away. Calling ``init()`` again
+builds a new runtime, swaps it in, then flushes and stops the old one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import Tracer
+
+from dexcost import pricing, semconv
+from dexcost._version import __version__
+from dexcost.buffer import resolve_buffer_path
+from dexcost.config import DexcostConfig
+from dexcost.console import ConsoleSpanPrinter
+from dexcost.instrumentation.registry import InstrumentationManager
+from dexcost.processor import DexcostSpanProcessor
+from dexcost.tasks import SessionTasks
+
+logger = logging.getLogger(__name__)
+
+# How long the exit hook may spend storing queued events before the process exits.
+EXIT_FLUSH_TIMEOUT_SECONDS = 3.0
+
+
+class Runtime:
+    """Everything one ``init()`` call set up."""
+
+    def __init__(self, config: DexcostConfig) -> None:
+        self.config = config
+        self.redacted_fields = frozenset(config.redact_fields or ())
+        self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
+        self.processor = DexcostSpanProcessor(self.buffer_path)
+        self.provider = TracerProvider(
+            sampler=ALWAYS_ON,
+            resource=Resource.create({"dexcost.version": __version__}),
+            shutdown_on_exit=False,
+        )
+        self.provider.add_span_processor(self.processor)
+        if config.is_dev:
+            self.provider.add_span_processor(ConsoleSpanPrinter())
+        self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        self.sessions = SessionTasks(self)
+
+    def flush(self, timeout: float) -> bool:
+        return self.processor.force_flush(int(timeout * 1000))
+
+    def shutdown(self, timeout: float) -> None:
+        self.sessions.end_all()
+        self.processor.shutdown(int(timeout * 1000))
+        # The provider's other processors (the dev console) hold no data.
+        self.provider.shutdown()
+
+
+_lock = threading.RLock()
+_runtime: Runtime | None = None
+_instrumentation = InstrumentationManager()
+_atexit_registered = False
+
+
+def current_runtime() -> Runtime | None:
+    """Return the active runtime, or None before ``init()`` and after ``shutdown()``."""
+    return _runtime
+
+
+def require_runtime() -> Runtime:
+    runtime = _runtime
+    if runtime is None:
+        raise RuntimeError(
+            "dexcost is not initialised; call dexcost.init() once at start-up "
+            "(dexcost.init(environment='development') prints costs without an API key)"
+        )
+    return runtime
+
+
+def init(
+    api_key: str | None = None,
+    *,
+    auto_instrument: Sequence[str] | None = None,
+    track_http: bool = True,
+    environment: str | None = None,
+    batch_size: int = 100,
+    flush_interval: float = 5.0,
+    redact_fields: Sequence[str] | None = None,
+    hash_customer_id: bool = False,
+    storage: str | None = None,
+    buffer_path: str | None = None,
+    service_catalog_url: str | None = None,
+    enable_retry_heuristics: bool = False,
+    retry_heuristic_window: float | None = None,
+    retry_heuristic_threshold: float | None = None,
+) -> DexcostConfig:
+    """Start dexcost: patch the installed LLM SDKs and record every priced call.
+
+    Every parameter is described in the configuration reference. Invalid values raise
+    ``ValueError`` or ``TypeError`` before anything changes. Calling ``init()`` again
+    replaces the previous configuration: events already recorded are kept.
+    """
+    config = DexcostConfig(
+        api_key=api_key,
+        auto_instrument=auto_instrument,  # type: ignore[arg-type]
+        track_http=track_http,
+        environment=environment,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        redact_fields=redact_fields,  # type: ignore[arg-type]
+        hash_customer_id=hash_customer_id,
+        storage=storage,
+        buffer_path=buffer_path,
+        service_catalog_url=service_catalog_url,
+        enable_retry_heuristics=enable_retry_heuristics,
+        retry_heuristic_window=retry_heuristic_window,
+        retry_heuristic_threshold=retry_heuristic_threshold,
+    )
+    global _runtime, _atexit_registered
+    with _lock:
+        new = Runtime(config)
+        old, _runtime = _runtime, new
+        if old is not None:
+            old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
+        _instrumentation.apply(config.auto_instrument)
+        pricing.warm_up()
+        if not _atexit_registered:
+            atexit.register(_shutdown_at_exit)
+            _atexit_registered = True
+    logger.debug("dexcost initialised: %r, buffer %s", config, new.buffer_path)
+    return config
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Store every event recorded so far in the local buffer; False if ``timeout`` ran out."""
+    runtime = _runtime
+    if runtime is None:
+        return True
+    return runtime.flush(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """End open session tasks, store all events, stop dexcost and remove its patches."""
+    global _runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+        _instrumentation.uninstrument_all()
+    if runtime is not None:
+        runtime.shutdown(timeout)
+
+
+def instrumented_libraries() -> list[str]:
+    """Return the names of the libraries dexcost has patched in this process."""
+    return _instrumentation.instrumented()
+
+
+def _shutdown_at_exit() -> None:
+    try:
+        shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
+    except Exception:
+        logger.exception("dexcost could not shut down cleanly at exit")

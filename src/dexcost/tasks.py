@@ -1,0 +1,478 @@
+"""Tasks: units of agent work that costs roll up into.
+
+A task is a span on dexcost's tracer. While a task is active it is the current span,
+so every cost event recorded inside it becomes its child, and it sits in the context
+under a private key so events can add their cost to its totals. Costs recorded outside
+any task go to a long-lived *session task* per attribution (see :class:`SessionTasks`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from dexcost import semconv
+from dexcost.context import DexcostContext, current_attribution, merged, with_attribution
+from dexcost.events import EXTERNAL, LLM, RETRY, Tokens, attribution_attributes, emit_event
+
+if TYPE_CHECKING:
+    from dexcost.runtime import Runtime
+
+_TASK_KEY = otel_context.create_key("dexcost.task")
+_ZERO = Decimal(0)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMPLETED = "completed"
+FAILED = "failed"
+SESSION_TASK_TYPE = "agent_session"
+
+
+def parse_cost(name: str, value: object) -> Decimal:
+    """Convert a user-supplied USD amount to an exact Decimal, rejecting floats' noise early.
+
+    Strings and ints are exact; a float is converted through ``str`` (``0.1`` becomes
+    ``Decimal("0.1")``, not the binary value) because users write prices as literals.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f'{name} must be a number or a decimal string like "0.002", got {value!r}')
+    try:
+        if isinstance(value, Decimal):
+            amount = value
+        elif isinstance(value, int):
+            amount = Decimal(value)
+        elif isinstance(value, float):
+            amount = Decimal(repr(value))
+        elif isinstance(value, str):
+            amount = Decimal(value.strip())
+        else:
+            raise TypeError(
+                f'{name} must be a number or a decimal string like "0.002", '
+                f"got {type(value).__name__} {value!r}"
+            )
+    except InvalidOperation:
+        raise ValueError(
+            f'{name}={value!r} is not a number; pass USD as a decimal string like "0.002"'
+        ) from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"{name}={value!r} is invalid; pass a finite, non-negative USD amount")
+    return amount
+
+
+class TrackedTask:
+    """A running task: its identity, its span and the totals of the events recorded in it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        task_type: str,
+        task_id: str | None,
+        attribution: DexcostContext,
+        parent_task_id: str | None,
+        parent: otel_context.Context | None,
+        auto: bool = False,
+    ) -> None:
+        self.task_id = task_id or str(uuid.uuid4())
+        self.task_type = task_type
+        self.attribution = attribution
+        self.parent_task_id = parent_task_id
+        self.auto = auto
+        self.status: str | None = None
+        self._runtime = runtime
+        self._lock = threading.Lock()
+        self._costs = {LLM: _ZERO, EXTERNAL: _ZERO, RETRY: _ZERO}
+        self._event_count = 0
+        self._retry_count = 0
+        self._unpriced_count = 0
+        self._input_tokens = 0
+        self._output_tokens = 0
+        self._cached_tokens = 0
+        self._reasoning_tokens = 0
+
+        attributes: dict[str, str | bool | int | float] = {
+            semconv.EVENT_TYPE: semconv.TASK,
+            semconv.TASK_ID: self.task_id,
+            semconv.TASK_TYPE: task_type,
+        }
+        if parent_task_id is not None:
+            attributes[semconv.TASK_PARENT_ID] = parent_task_id
+        if auto:
+            attributes[semconv.TASK_AUTO] = True
+        attribution_attributes(runtime, attribution, attributes)
+        self.span: Span = runtime.tracer.start_span(
+            f"task {task_type}", context=parent, kind=SpanKind.INTERNAL, attributes=attributes
+        )
+
+    # --- totals ---
+
+    def add_event(self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens) -> None:
+        """Add one event's cost and tokens; called from any thread."""
+        with self._lock:
+            self._event_count += 1
+            if cost is not None:
+                self._costs[cost_kind] += cost
+            if cost_status in (semconv.UNPRICED, semconv.USAGE_UNKNOWN):
+                self._unpriced_count += 1
+            if cost_kind == RETRY:
+                self._retry_count += 1
+            self._input_tokens += tokens.input
+            self._output_tokens += tokens.output
+            self._cached_tokens += tokens.cached
+            self._reasoning_tokens += tokens.reasoning
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """Total cost so far: LLM, external and retry costs."""
+        with self._lock:
+            return sum(self._costs.values(), _ZERO)
+
+    @property
+    def event_count(self) -> int:
+        with self._lock:
+            return self._event_count
+
+    def totals(self) -> dict[str, Any]:
+        """Return a snapshot of the totals as plain values (Decimals for money)."""
+        with self._lock:
+            return {
+                "cost_usd": sum(self._costs.values(), _ZERO),
+                "llm_cost_usd": self._costs[LLM],
+                "external_cost_usd": self._costs[EXTERNAL],
+                "retry_cost_usd": self._costs[RETRY],
+                "event_count": self._event_count,
+                "retry_count": self._retry_count,
+                "unpriced_count": self._unpriced_count,
+                "input_tokens": self._input_tokens,
+                "output_tokens": self._output_tokens,
+                "cached_tokens": self._cached_tokens,
+                "reasoning_tokens": self._reasoning_tokens,
+            }
+
+    # --- recording ---
+
+    def record_cost(
+        self,
+        service: str,
+        cost_usd: str | int | float | Decimal,
+        *,
+        units: float | int | None = None,
+        unit: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a non-LLM cost (a paid API call, a tool run) as an ``external_cost`` event."""
+        if not isinstance(service, str) or not service:
+            raise TypeError(f"service must be a non-empty string such as 'serpapi', got {service!r}")
+        amount = parse_cost("cost_usd", cost_usd)
+        attributes: dict[str, str | bool | int | float] = {semconv.SERVICE: service}
+        if units is not None:
+            if isinstance(units, bool) or not isinstance(units, (int, float)):
+                raise TypeError(f"units must be a number, got {units!r}")
+            attributes[semconv.UNITS] = units
+        if unit is not None:
+            attributes[semconv.UNIT] = str(unit)
+        attribution = current_attribution()
+        if metadata:
+            attribution = merged(attribution, metadata=metadata)
+        emit_event(
+            self._runtime,
+            name=f"external_cost {service}",
+            event_type=semconv.EXTERNAL_COST,
+            attributes=attributes,
+            attribution=attribution,
+            task=self,
+            cost=amount,
+            cost_status=semconv.PRICED,
+            cost_kind=EXTERNAL,
+            pricing_source="user",
+            parent=self._parent_for_events(),
+            kind=SpanKind.INTERNAL,
+        )
+
+    def record_llm_call(
+        self,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cost_usd: str | int | float | Decimal | None = None,
+    ) -> None:
+        """Record an LLM call made outside an instrumented SDK, priced like captured calls.
+
+        ``input_tokens`` includes ``cached_tokens`` and ``output_tokens`` includes
+        ``reasoning_tokens``, as in the OpenTelemetry GenAI conventions. A given
+        ``cost_usd`` is used as the provider-reported cost instead of the price table.
+        """
+        from dexcost.llm import LLMCall
+        from dexcost.pricing import TokenUsage
+
+        for name, value in (
+            ("input_tokens", input_tokens),
+            ("output_tokens", output_tokens),
+            ("cached_tokens", cached_tokens),
+            ("reasoning_tokens", reasoning_tokens),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if cached_tokens > input_tokens or reasoning_tokens > output_tokens:
+            raise ValueError(
+                "cached_tokens must not exceed input_tokens and reasoning_tokens must not "
+                "exceed output_tokens: input and output totals include them"
+            )
+        reported = None if cost_usd is None else parse_cost("cost_usd", cost_usd)
+        call = LLMCall(
+            self._runtime,
+            provider=provider,
+            operation="chat",
+            request_model=model,
+            task=self,
+            parent=self._parent_for_events(),
+        )
+        call.finish(
+            response_model=model,
+            usage=TokenUsage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cached_tokens,
+                reasoning_tokens=reasoning_tokens,
+            ),
+            reported_cost=reported,
+        )
+
+    def _parent_for_events(self) -> otel_context.Context:
+        """Return the context events of this task are parented to.
+
+        Inside the task's own scope that is the current context (which may hold a user
+        span nested in the task); elsewhere, the task span itself.
+        """
+        current = otel_context.get_current()
+        if otel_context.get_value(_TASK_KEY, current) is self:
+            return current
+        return trace.set_span_in_context(self.span)
+
+    # --- lifecycle ---
+
+    def end(self, status: str = COMPLETED) -> None:
+        """End the task and write its totals to the task span; later calls do nothing."""
+        with self._lock:
+            if self.status is not None:
+                return
+            self.status = status
+        totals = self.totals()
+        from dexcost.pricing import format_usd
+
+        self.span.set_attributes(
+            {
+                semconv.TASK_STATUS: status,
+                semconv.TASK_COST_USD: format_usd(totals["cost_usd"]),
+                semconv.TASK_LLM_COST_USD: format_usd(totals["llm_cost_usd"]),
+                semconv.TASK_EXTERNAL_COST_USD: format_usd(totals["external_cost_usd"]),
+                semconv.TASK_RETRY_COST_USD: format_usd(totals["retry_cost_usd"]),
+                semconv.TASK_EVENT_COUNT: totals["event_count"],
+                semconv.TASK_RETRY_COUNT: totals["retry_count"],
+                semconv.TASK_UNPRICED_COUNT: totals["unpriced_count"],
+                semconv.TASK_INPUT_TOKENS: totals["input_tokens"],
+                semconv.TASK_OUTPUT_TOKENS: totals["output_tokens"],
+                semconv.TASK_CACHED_TOKENS: totals["cached_tokens"],
+                semconv.TASK_REASONING_TOKENS: totals["reasoning_tokens"],
+            }
+        )
+        if status == FAILED:
+            self.span.set_status(Status(StatusCode.ERROR, "task failed"))
+        self.span.end()
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackedTask(task_type={self.task_type!r}, task_id={self.task_id!r}, "
+            f"cost_usd={self.cost_usd}, status={self.status!r})"
+        )
+
+
+def current_task(ctx: otel_context.Context | None = None) -> TrackedTask | None:
+    """Return the task active in ``ctx`` (the current context by default), if any."""
+    value = otel_context.get_value(_TASK_KEY, ctx)
+    return value if isinstance(value, TrackedTask) else None
+
+
+class SessionTasks:
+    """Session tasks for costs recorded outside any task, one per attribution.
+
+    A session task stays open until shutdown so that a process makes one task per
+    agent and customer, not one per call. At most ``max_open`` stay open; past that the
+    least recently used one is ended (its totals are then final) and a new one starts
+    on its next event.
+    """
+
+    def __init__(self, runtime: Runtime, max_open: int = 1024) -> None:
+        self._runtime = runtime
+        self._max_open = max_open
+        self._lock = threading.Lock()
+        self._open: OrderedDict[DexcostContext, TrackedTask] = OrderedDict()
+
+    def for_attribution(self, attribution: DexcostContext) -> TrackedTask:
+        with self._lock:
+            task = self._open.get(attribution)
+            if task is not None:
+                self._open.move_to_end(attribution)
+                return task
+            task = TrackedTask(
+                self._runtime,
+                task_type=attribution.agent or SESSION_TASK_TYPE,
+                task_id=None,
+                attribution=attribution,
+                parent_task_id=None,
+                parent=otel_context.Context(),
+                auto=True,
+            )
+            self._open[attribution] = task
+            evicted = self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
+        if evicted is not None:
+            evicted.end()
+        return task
+
+    def end_all(self) -> None:
+        with self._lock:
+            tasks = list(self._open.values())
+            self._open.clear()
+        for task in tasks:
+            task.end()
+
+
+def resolve_task(runtime: Runtime, ctx: otel_context.Context, attribution: DexcostContext) -> TrackedTask:
+    """Return the task an event recorded in ``ctx`` belongs to."""
+    task = current_task(ctx)
+    if task is not None and task.status is None:
+        return task
+    return runtime.sessions.for_attribution(attribution)
+
+
+class TaskScope:
+    """What :func:`task` returns: a context manager (sync and async) and a decorator."""
+
+    def __init__(
+        self,
+        task_type: str,
+        *,
+        customer_id: str | None,
+        project_id: str | None,
+        metadata: Mapping[str, str] | None,
+        task_id: str | None,
+    ) -> None:
+        if not isinstance(task_type, str) or not task_type:
+            raise TypeError(
+                f"task_type must be a non-empty string such as 'support_ticket', got {task_type!r}"
+            )
+        self._task_type = task_type
+        self._customer_id = customer_id
+        self._project_id = project_id
+        self._metadata = metadata
+        self._task_id = task_id
+        self._stack: list[tuple[TrackedTask, object]] = []
+
+    def _start(self) -> TrackedTask:
+        from dexcost.runtime import require_runtime
+
+        runtime = require_runtime()
+        parent = otel_context.get_current()
+        attribution = merged(
+            current_attribution(parent),
+            customer_id=self._customer_id,
+            project_id=self._project_id,
+            metadata=self._metadata,
+        )
+        parent_task = current_task(parent)
+        tracked = TrackedTask(
+            runtime,
+            task_type=self._task_type,
+            task_id=self._task_id,
+            attribution=attribution,
+            parent_task_id=parent_task.task_id if parent_task is not None else None,
+            parent=parent,
+        )
+        ctx = trace.set_span_in_context(tracked.span, parent)
+        ctx = otel_context.set_value(_TASK_KEY, tracked, ctx)
+        ctx = with_attribution(attribution, ctx)
+        token = otel_context.attach(ctx)
+        self._stack.append((tracked, token))
+        return tracked
+
+    def _finish(self, failed: bool) -> None:
+        tracked, token = self._stack.pop()
+        otel_context.detach(token)  # type: ignore[arg-type]
+        tracked.end(FAILED if failed else COMPLETED)
+
+    def __enter__(self) -> TrackedTask:
+        return self._start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._finish(exc_type is not None)
+
+    async def __aenter__(self) -> TrackedTask:
+        return self._start()
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._finish(exc_type is not None)
+
+    def __call__(self, func: F) -> F:
+        """Run every call of ``func`` in a new task of this type."""
+        settings = {
+            "customer_id": self._customer_id,
+            "project_id": self._project_id,
+            "metadata": self._metadata,
+            "task_id": self._task_id,
+        }
+        task_type = self._task_type
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with TaskScope(task_type, **settings):  # type: ignore[arg-type]
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with TaskScope(task_type, **settings):  # type: ignore[arg-type]
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def task(
+    task_type: str,
+    *,
+    customer_id: str | None = None,
+    project_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    task_id: str | None = None,
+) -> TaskScope:
+    """Track a unit of work: ``with dexcost.task("triage") as t:`` or ``@dexcost.task("triage")``.
+
+    Costs recorded inside are attributed to the task and summed on its span when it
+    ends. ``customer_id``, ``project_id`` and ``metadata`` override the current
+    attribution for the task and everything inside it. An exception marks the task
+    ``failed`` and propagates unchanged.
+    """
+    return TaskScope(
+        task_type,
+        customer_id=customer_id,
+        project_id=project_id,
+        metadata=metadata,
+        task_id=task_id,
+    )
+
