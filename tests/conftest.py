@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     # Keep the default buffer location away from the real home folder.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield
+    # Streams a test left unread are recorded when collected: do it inside this test.
+    gc.collect()
     dexcost.shutdown()
 
 

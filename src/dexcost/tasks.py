@@ -14,7 +14,9 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import context as otel_context
@@ -255,11 +257,11 @@ class TrackedTask:
     def _parent_for_events(self) -> otel_context.Context:
         """Return the context events of this task are parented to.
 
-        Inside the task's own scope that is the current context (which may hold a user
-        span nested in the task); elsewhere, the task span itself.
+        Inside the task's own scope, and for session tasks, that is the current context
+        (which may hold a user span); elsewhere, the task span itself.
         """
         current = otel_context.get_current()
-        if otel_context.get_value(_TASK_KEY, current) is self:
+        if self.auto or otel_context.get_value(_TASK_KEY, current) is self:
             return current
         return trace.set_span_in_context(self.span)
 
@@ -320,24 +322,26 @@ class SessionTasks:
         self._runtime = runtime
         self._max_open = max_open
         self._lock = threading.Lock()
-        self._open: OrderedDict[DexcostContext, TrackedTask] = OrderedDict()
+        self._open: OrderedDict[tuple[str | None, ...], TrackedTask] = OrderedDict()
 
     def for_attribution(self, attribution: DexcostContext) -> TrackedTask:
+        # Metadata varies per request, so it does not split session tasks.
+        key = (attribution.customer_id, attribution.project_id, attribution.agent)
         with self._lock:
-            task = self._open.get(attribution)
+            task = self._open.get(key)
             if task is not None:
-                self._open.move_to_end(attribution)
+                self._open.move_to_end(key)
                 return task
             task = TrackedTask(
                 self._runtime,
                 task_type=attribution.agent or SESSION_TASK_TYPE,
                 task_id=None,
-                attribution=attribution,
+                attribution=replace(attribution, metadata=MappingProxyType({})),
                 parent_task_id=None,
                 parent=otel_context.Context(),
                 auto=True,
             )
-            self._open[attribution] = task
+            self._open[key] = task
             evicted = self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
         if evicted is not None:
             evicted.end()
