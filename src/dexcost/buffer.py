@@ -1,0 +1,343 @@
+"""Durable local buffer: one SQLite file that stores every finished dexcost span.
+
+The writer thread owns a ``Buffer`` and calls ``insert_spans`` with each batch
+that the span processor hands over. Rows stay in the file after they are
+synced, so ``dexcost status`` and reports can read them later.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.trace import ReadableSpan
+
+from dexcost import errors
+from dexcost.buffer_schema import (
+    INSERT_SPAN_SQL,
+    SCHEMA_VERSION,
+    SYNC_FAILED,
+    SYNC_PENDING,
+    SYNC_SYNCED,
+    BufferOpenError,
+    BufferSchemaError,
+    migrate,
+    span_to_row,
+)
+
+try:
+    from opentelemetry.instrumentation.utils import (  # type: ignore[import-not-found, unused-ignore]
+        suppress_instrumentation as _otel_suppress_instrumentation,
+    )
+except ImportError:  # opentelemetry-instrumentation is optional
+    _otel_suppress_instrumentation = None
+
+__all__ = [
+    "DROPPED_EVENTS",
+    "INTERNAL_ERRORS",
+    "SCHEMA_VERSION",
+    "SYNC_FAILED",
+    "SYNC_PENDING",
+    "SYNC_SYNCED",
+    "Buffer",
+    "BufferOpenError",
+    "BufferSchemaError",
+    "default_buffer_path",
+    "fallback_buffer_path",
+    "resolve_buffer_path",
+    "span_to_row",
+    "suppressed_instrumentation",
+]
+
+logger = logging.getLogger(__name__)
+
+# Counter names that ``dexcost status`` shows.
+DROPPED_EVENTS: Final = "dropped_events"
+INTERNAL_ERRORS: Final = "internal_errors"
+
+# How long a write waits for another connection's lock before failing.
+BUSY_TIMEOUT_SECONDS: Final = 5.0
+
+
+# --- paths ---
+
+
+def default_buffer_path() -> Path:
+    """Return ``~/.dexcost/buffer.db`` with the user's home expanded."""
+    return Path("~", ".dexcost", "buffer.db").expanduser()
+
+
+def fallback_buffer_path() -> Path:
+    """Return the per-user buffer under the system temp folder, used when home is read-only."""
+    owner = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir(), f"dexcost-{owner}", "buffer.db")
+
+
+def _prepare_path(path: Path, *, private: bool = False) -> None:
+    """Create the parent folder and prove that SQLite will be able to write there.
+
+    The probe creates a real temporary file, because WAL mode creates ``-wal``
+    and ``-shm`` files next to the database, so the folder must be writable too.
+    """
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+    if private and hasattr(os, "getuid") and parent.stat().st_uid != os.getuid():
+        # A shared temp folder could hold a folder planted by another user.
+        raise PermissionError(f"folder {parent} belongs to another user")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file")
+    if path.exists():
+        with open(path, "r+b"):
+            pass
+    with tempfile.TemporaryFile(dir=parent):
+        pass
+
+
+def resolve_buffer_path(buffer_path: str | os.PathLike[str] | None) -> Path:
+    """Return the buffer file to use, creating its folder.
+
+    An explicit ``buffer_path`` must work or ``ValueError`` is raised. Without
+    one, an unwritable home (common in containers) falls back to a private
+    folder under the system temp folder, with a ``RuntimeWarning``.
+    """
+    if buffer_path is not None:
+        path = Path(buffer_path).expanduser()
+        try:
+            _prepare_path(path)
+        except OSError as error:
+            raise ValueError(
+                f"buffer_path {str(path)!r} cannot be written ({error}). Pass buffer_path= "
+                "a file in a folder that this process can create and write"
+            ) from error
+        return path
+
+    default: Path | str = "~/.dexcost/buffer.db"
+    try:
+        default = default_buffer_path()  # RuntimeError when no home folder can be found
+        _prepare_path(default)
+        return default
+    except (OSError, RuntimeError) as error:
+        default_problem = str(error)
+
+    fallback = fallback_buffer_path()
+    try:
+        _prepare_path(fallback, private=True)
+    except OSError as error:
+        raise ValueError(
+            f"dexcost cannot write its default buffer {default} ({default_problem}) nor the "
+            f"fallback {fallback} ({error}). Pass buffer_path= a file in a writable folder"
+        ) from error
+    warnings.warn(
+        f"dexcost cannot write its default buffer {default} ({default_problem}), so it "
+        f"stores events in {fallback}, which the OS may delete. Pass buffer_path= to "
+        "dexcost.init() or make the home folder writable to keep them",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return fallback
+
+
+# --- OpenTelemetry suppression ---
+
+
+@contextmanager
+def suppressed_instrumentation() -> Iterator[None]:
+    """Suppress OpenTelemetry instrumentation for the block.
+
+    Without this, an app that runs the OTel sqlite3 instrumentation would trace
+    dexcost's own buffer writes and send them to its exporter.
+    """
+    if _otel_suppress_instrumentation is not None:
+        with _otel_suppress_instrumentation():
+            yield
+        return
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+# --- the buffer ---
+
+
+class Buffer:
+    """One SQLite connection to the buffer file, meant for the writer thread.
+
+    A lock serializes calls, so a shutdown path on another thread may still
+    call ``close`` safely. Every statement runs with OTel instrumentation
+    suppressed and every write in an explicit ``BEGIN IMMEDIATE`` transaction.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._connection: sqlite3.Connection | None = connection
+        self._lock = threading.Lock()
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Buffer:
+        """Open or create the buffer at ``path``, switch it to WAL and apply migrations.
+
+        Raises ``BufferSchemaError`` for a file written by a newer dexcost, and
+        ``BufferOpenError`` when SQLite cannot open the file.
+        """
+        path = Path(path)
+        with suppressed_instrumentation():
+            try:
+                connection = sqlite3.connect(
+                    path,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as error:
+                raise BufferOpenError(
+                    f"cannot open dexcost buffer {path}: {error}. Pass buffer_path= a file "
+                    "in a writable folder"
+                ) from error
+            try:
+                _configure(connection, path)
+                migrate(connection, path)
+            except sqlite3.Error as error:
+                connection.close()
+                raise BufferOpenError(
+                    f"cannot use {path} as a dexcost buffer: {error}. If another process "
+                    "holds it locked, retry; if it is not a dexcost buffer, move it aside "
+                    "or pass another buffer_path="
+                ) from error
+            except BaseException:
+                connection.close()
+                raise
+        return cls(connection, path)
+
+    def insert_spans(self, spans: Sequence[ReadableSpan]) -> int:
+        """Store ``spans`` in one transaction and return how many rows were new.
+
+        A span already stored (same trace_id and span_id) is skipped, so a batch
+        may be retried safely. A span that cannot be converted is reported
+        through ``errors.log_internal_error`` and skipped, so it cannot lose the
+        rest of the batch (with ``RAISE_INTERNAL_ERRORS`` set, it raises instead).
+        """
+        stored_at = time.time_ns()
+        rows = []
+        for span in spans:
+            try:
+                rows.append(span_to_row(span, stored_at))
+            except (AttributeError, TypeError, ValueError):
+                errors.log_internal_error("converting a span for the buffer")
+        if not rows:
+            return 0
+        with self._transaction() as connection:
+            before = connection.total_changes
+            connection.executemany(INSERT_SPAN_SQL, rows)
+            return connection.total_changes - before
+
+    def add_counter(self, name: str, delta: int) -> None:
+        """Add ``delta`` to the persistent counter ``name``, creating it at 0 first."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"counter name must be a non-empty string, got {name!r}")
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"counter delta must be an int, got {type(delta).__name__} {delta!r}")
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (name, delta),
+            )
+
+    def counters(self) -> dict[str, int]:
+        """Return every persistent counter by name."""
+        with self._lock, suppressed_instrumentation():
+            rows = self._open_connection().execute("SELECT name, value FROM counters").fetchall()
+        return {str(name): int(value) for name, value in rows}
+
+    def set_sync_state(self, key: str, value: str | None) -> None:
+        """Store a sync bookkeeping value such as ``last_sync_at`` or ``last_sync_error``."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, time.time_ns()),
+            )
+
+    def close(self) -> None:
+        """Close the connection. Later calls do nothing."""
+        with self._lock:
+            if self._connection is None:
+                return
+            with suppressed_instrumentation():
+                self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> Buffer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError(f"buffer {self.path} is closed; open a new one with Buffer.open")
+        return self._connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, suppressed_instrumentation():
+            connection = self._open_connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+
+def _configure(connection: sqlite3.Connection, path: Path) -> None:
+    # busy_timeout goes first so that the journal-mode switch waits for other writers.
+    connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    mode = _enable_wal(connection)
+    if mode.lower() != "wal":
+        # SQLite returns the previous mode when it cannot switch (an in-memory
+        # database, for one); the buffer still works, only with slower commits.
+        logger.warning("dexcost buffer %s is in journal mode %r, not WAL", path, mode)
+    # With WAL, NORMAL skips the fsync on each commit but keeps the file consistent,
+    # so a power cut may lose the last commits (SQLite docs, PRAGMA synchronous).
+    connection.execute("PRAGMA synchronous = NORMAL")
+
+
+def _enable_wal(connection: sqlite3.Connection) -> str:
+    """Switch to WAL and return the journal mode now in force, retrying while locked.
+
+    With SQLite 3.40, a switch that races another connection opening the same
+    new file fails at once with "database is locked", without waiting for
+    busy_timeout, so this loop provides the wait.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)

@@ -1,0 +1,300 @@
+"""SQLite schema of the local buffer, its migrations and the span-to-row conversion.
+
+The schema version lives in ``PRAGMA user_version``. ``MIGRATIONS[i]`` moves a
+database from version ``i`` to ``i + 1``, so a new release appends a migration
+and never edits an old one: files written by older releases then upgrade in
+place, step by step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+
+from dexcost import semconv
+from dexcost._version import __version__
+
+# spans.sync_state values.
+SYNC_PENDING: Final = 0
+SYNC_SYNCED: Final = 1
+SYNC_FAILED: Final = 2
+
+# Columns that ``span_to_row`` fills, in row order. ``id``, ``sync_state`` and
+# ``synced_at`` are left to their defaults on insert.
+SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "event_type",
+    "task_id",
+    "task_type",
+    "customer_id",
+    "project_id",
+    "agent",
+    "cost_usd",
+    "cost_status",
+    "provider",
+    "model",
+    "service",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "attributes",
+    "resource",
+    "scope_name",
+    "scope_version",
+    "created_at",
+)
+
+INSERT_SPAN_SQL: Final = (
+    f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
+)
+
+# Money is TEXT containing an exact decimal string, never REAL, so sums done in
+# Python with Decimal stay exact to the last digit.
+_MIGRATION_1: Final = (
+    """
+    CREATE TABLE spans (
+        id INTEGER PRIMARY KEY,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        name TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        start_ns INTEGER,
+        end_ns INTEGER,
+        status_code INTEGER NOT NULL,
+        status_message TEXT,
+        event_type TEXT,
+        task_id TEXT,
+        task_type TEXT,
+        customer_id TEXT,
+        project_id TEXT,
+        agent TEXT,
+        cost_usd TEXT,
+        cost_status TEXT,
+        provider TEXT,
+        model TEXT,
+        service TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cache_read_tokens INTEGER,
+        reasoning_tokens INTEGER,
+        attributes TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        scope_name TEXT,
+        scope_version TEXT,
+        sync_state INTEGER NOT NULL DEFAULT 0 CHECK (sync_state IN (0, 1, 2)),
+        synced_at INTEGER,
+        created_at INTEGER NOT NULL,
+        UNIQUE (trace_id, span_id)
+    )
+    """,
+    "CREATE INDEX spans_sync_state ON spans (sync_state)",
+    "CREATE INDEX spans_event_type_end ON spans (event_type, end_ns)",
+    "CREATE INDEX spans_end_ns ON spans (end_ns)",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Written by the sync worker: last_sync_at (ISO-8601 UTC) and last_sync_error.
+    """
+    CREATE TABLE sync_state (
+        key TEXT PRIMARY KEY,
+        value TEXT,
+        updated_at INTEGER NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class BufferOpenError(RuntimeError):
+    """Raised when SQLite cannot open, configure or migrate a buffer file."""
+
+
+class BufferSchemaError(BufferOpenError):
+    """Raised when a buffer file has a schema this release cannot read or write."""
+
+
+def read_schema_version(connection: sqlite3.Connection) -> int:
+    """Return the buffer schema version stored in ``PRAGMA user_version``."""
+    row = connection.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def check_schema_version(found: int, path: Path) -> None:
+    """Raise ``BufferSchemaError`` when ``found`` is newer than this release's schema."""
+    if found > SCHEMA_VERSION:
+        raise BufferSchemaError(
+            f"buffer {path} has schema version {found}, but dexcost {__version__} supports "
+            f"versions up to {SCHEMA_VERSION}. Upgrade dexcost (pip install -U dexcost), "
+            "or pass another buffer_path= to keep this file as it is"
+        )
+
+
+def migrate(connection: sqlite3.Connection, path: Path) -> int:
+    """Apply the pending migrations and return the schema version now in force.
+
+    The connection must be in autocommit mode (``isolation_level=None``). Each
+    step runs in its own ``BEGIN IMMEDIATE`` transaction and re-reads the
+    version inside it, so two processes opening a new file at once apply each
+    migration only once.
+    """
+    check_schema_version(read_schema_version(connection), path)
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = read_schema_version(connection)
+            check_schema_version(version, path)
+            if version == SCHEMA_VERSION:
+                connection.execute("COMMIT")
+                return version
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)
+            # user_version is part of the file header, so it commits or rolls
+            # back together with the statements above.
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+
+# --- span conversion ---
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, (list, tuple)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _decimal_text(value: object) -> str | None:
+    """Return ``value`` as an exact decimal string, or None when it is not a finite number."""
+    if value is None or isinstance(value, (bool, list, tuple)):
+        return None
+    text = value.strip() if isinstance(value, str) else str(value)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    return text if amount.is_finite() else None
+
+
+def _json_ready(value: object) -> object:
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
+    return value
+
+
+def _to_json(attributes: Mapping[str, object] | None) -> str:
+    """Serialize attributes as a JSON object, with tuples as lists and NaN as "nan"."""
+    plain = dict(attributes or {})
+    try:
+        # Fast path: json writes tuples as lists itself, so only NaN and
+        # infinity, which JSON cannot express, need the slower copy below.
+        return json.dumps(plain, sort_keys=True, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:
+        ready = {key: _json_ready(value) for key, value in plain.items()}
+        return json.dumps(ready, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _resource_json(resource: Resource) -> str:
+    """Serialize resource attributes, reusing the text for the resource object seen last.
+
+    Every span of one TracerProvider shares one Resource object, so one
+    serialization serves a whole batch.
+    """
+    global _last_resource
+    cached = _last_resource
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    text = _to_json(resource.attributes)
+    _last_resource = (resource, text)
+    return text
+
+
+_last_resource: tuple[Resource, str] | None = None
+
+
+def span_to_row(span: ReadableSpan, stored_at_ns: int | None = None) -> tuple[Any, ...]:
+    """Convert a finished span to a ``spans`` row, in ``buffer_schema.SPAN_COLUMNS`` order.
+
+    ``stored_at_ns`` fills ``created_at`` and defaults to now. Raises
+    ``ValueError`` for a span without a span context.
+    """
+    span_context = span.context
+    if span_context is None:
+        raise ValueError(f"span {span.name!r} has no span context")
+    # One copy into a plain dict: every lookup on the SDK's BoundedAttributes
+    # goes through a lock and the generic Mapping methods.
+    attributes: dict[str, object] = dict(span.attributes or {})
+    event_type = _text(attributes.get(semconv.EVENT_TYPE))
+    cost = attributes.get(semconv.COST_USD)
+    if event_type == semconv.TASK and semconv.TASK_COST_USD in attributes:
+        cost = attributes[semconv.TASK_COST_USD]
+    model = _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL)) or _text(
+        attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+    )
+    scope = span.instrumentation_scope
+    return (
+        format(span_context.trace_id, "032x"),
+        format(span_context.span_id, "016x"),
+        None if span.parent is None else format(span.parent.span_id, "016x"),
+        span.name,
+        span.kind.value,
+        span.start_time,
+        span.end_time,
+        span.status.status_code.value,
+        span.status.description,
+        event_type,
+        _text(attributes.get(semconv.TASK_ID)),
+        _text(attributes.get(semconv.TASK_TYPE)),
+        _text(attributes.get(semconv.CUSTOMER_ID)),
+        _text(attributes.get(semconv.PROJECT_ID)),
+        _text(attributes.get(semconv.AGENT)),
+        _decimal_text(cost),
+        _text(attributes.get(semconv.COST_STATUS)),
+        _text(attributes.get(semconv.GEN_AI_PROVIDER_NAME)),
+        model,
+        _text(attributes.get(semconv.SERVICE)),
+        _integer(attributes.get(semconv.GEN_AI_INPUT_TOKENS)),
+        _integer(attributes.get(semconv.GEN_AI_OUTPUT_TOKENS)),
+        _integer(attributes.get(semconv.GEN_AI_CACHE_READ_TOKENS)),
+        _integer(attributes.get(semconv.GEN_AI_REASONING_TOKENS)),
+        _to_json(attributes),
+        _resource_json(span.resource),
+        None if scope is None else scope.name,
+        None if scope is None else scope.version,
+        time.time_ns() if stored_at_ns is None else stored_at_ns,
+    )
