@@ -28,9 +28,11 @@ def field(obj: Any, name: str) -> Any:
     """Return ``obj.name`` or ``obj[name]``, or None when absent."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
+    # SDK models first: isinstance against the Mapping ABC is slow on the hot path.
+    value = getattr(obj, name, None)
+    if value is not None or type(obj) is not dict and not isinstance(obj, Mapping):
+        return value
+    return obj.get(name)
 
 
 def _count(obj: Any, name: str) -> int:
