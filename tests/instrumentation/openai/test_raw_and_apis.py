@@ -133,17 +133,17 @@ async def test_async_embeddings_priced(async_client, llm_events) -> None:
 
 def test_azure_priced_by_response_model(llm_events) -> None:
     with FakeOpenAIServer(usage=FakeUsage(prompt_tokens=800, completion_tokens=200)) as server:
-        client = openai.AzureOpenAI(
+        with openai.AzureOpenAI(
             api_key="azure-test",
             azure_endpoint=server.azure_endpoint,
             api_version="2024-10-21",
             max_retries=0,
-        )
-        stream = client.chat.completions.create(
-            model="support-gpt4o", messages=MESSAGES, stream=True
-        )
-        for _ in stream:
-            pass
+        ) as client:
+            stream = client.chat.completions.create(
+                model="support-gpt4o", messages=MESSAGES, stream=True
+            )
+            for _ in stream:
+                pass
     (event,) = llm_events()
     assert Decimal(event["cost_usd"]) == Decimal("0.004")
     assert event["attributes"]["gen_ai.provider.name"] == "azure.ai.openai"
@@ -153,17 +153,21 @@ def test_azure_priced_by_response_model(llm_events) -> None:
 
 def test_loopback_server_chat_and_stream(llm_events) -> None:
     with FakeOpenAIServer(usage=FakeUsage(prompt_tokens=1200, completion_tokens=300)) as server:
-        client = openai.OpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0)
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        with openai.OpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0) as client:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            list(
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            )
     events = llm_events()
     assert [Decimal(event["cost_usd"]) for event in events] == [Decimal("0.00036")] * 2
     assert events[0]["attributes"]["server.address"] == "127.0.0.1"
 
 
 def test_connection_error_is_usage_unknown(llm_events) -> None:
-    client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
-    with pytest.raises(openai.APIConnectionError):
+    with (
+        openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0) as client,
+        pytest.raises(openai.APIConnectionError),
+    ):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     (event,) = llm_events()
     assert event["cost_status"] == "usage_unknown"
