@@ -1,0 +1,140 @@
+"""Per-call pricing: a rate card lookup plus integer arithmetic.
+
+``genai_prices.calc_price`` costs 100-300 µs per call (timeit, genai-prices
+0.2.3, 2-core development VM), several times dexcost's whole per-call budget
+of 40 µs. So each (provider, model) pair is resolved with the library once,
+compiled into a RateCard and cached, misses included. Later calls only select
+a price set and multiply-add the counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Final
+
+from dexcost.pricing.card_compiler import compile_card
+from dexcost.pricing.library import (
+    UNAVAILABLE_SOURCE,
+    Library,
+    load_failed,
+    pricing_version,
+    wait_for_library,
+)
+from dexcost.pricing.llm_price import LLMPrice, priced, unpriced
+from dexcost.pricing.price_set import PriceSet
+from dexcost.pricing.providers import find_model
+from dexcost.pricing.rate_card import RateCard
+from dexcost.pricing.usage import TokenUsage, usage_counts
+from dexcost.pricing.user_prices import find_user_card
+
+logger = logging.getLogger("dexcost.pricing")
+
+# Bound on cached (provider, model) pairs. Model names come from API
+# responses, so a faulty caller could produce endless distinct names. The
+# cache is emptied and rebuilt when it reaches this size.
+MAX_CACHED_MODELS: Final = 4096
+
+# Value: a compiled card, or the unpriced result to return for that pair.
+_entries: dict[tuple[str, str], RateCard | LLMPrice] = {}
+_compile_lock = threading.Lock()
+
+
+def price_llm(
+    provider: str,
+    model: str,
+    usage: TokenUsage,
+    *,
+    service_tier: str | None = None,
+    batch: bool = False,
+    timestamp: datetime | None = None,
+) -> LLMPrice:
+    """Return the exact USD cost of one LLM call; never raises an Exception.
+
+    `provider` is the OpenTelemetry ``gen_ai.provider.name``. `service_tier`
+    (e.g. OpenAI's ``"flex"`` or ``"priority"``) and `batch` select discounted
+    or premium rates where the model has them. `timestamp` is the request time
+    (default: now), which matters for dated price changes and off-peak hours.
+    Unknown models, invalid usage and any internal error give an unpriced result.
+    """
+    try:
+        card = find_user_card(provider, model)
+        if card is None:
+            entry = _entries.get((provider, model))
+            if entry is None:
+                entry = _load_entry(provider, model)
+            if isinstance(entry, LLMPrice):
+                return entry
+            card = entry
+        return _price_with_card(card, usage, service_tier, batch, timestamp)
+    except Exception:  # an error here must not fail the instrumented LLM call
+        logger.debug("pricing %s model %r failed", provider, model, exc_info=True)
+        return unpriced(pricing_version())
+
+
+def _price_with_card(
+    card: RateCard,
+    usage: TokenUsage,
+    service_tier: str | None,
+    batch: bool,
+    timestamp: datetime | None,
+) -> LLMPrice:
+    counts = usage_counts(usage)
+    if counts is None:
+        logger.debug(
+            "unpriced %s: token counts must be non-negative ints: %r", card.matched_model, usage
+        )
+        return unpriced(card.source, card.matched_model)
+
+    price_set = card.select(service_tier, batch, timestamp)
+    if not isinstance(price_set, PriceSet):
+        logger.debug("unpriced %s: invalid price table: %s", card.matched_model, price_set)
+        return unpriced(card.source, card.matched_model)
+    if not price_set.billable_by_tokens:
+        logger.debug("unpriced %s: billed in units other than tokens", card.matched_model)
+        return unpriced(card.source, card.matched_model)
+
+    cost = price_set.cost(counts)
+    if cost is None:
+        logger.debug(
+            "unpriced %s: token sub-counts exceed their totals: %r", card.matched_model, usage
+        )
+        return unpriced(card.source, card.matched_model)
+    return priced(cost, card.source, card.matched_model)
+
+
+def _load_entry(provider: str, model: str) -> RateCard | LLMPrice:
+    library = wait_for_library()
+    if library is None:
+        if load_failed():
+            return unpriced(UNAVAILABLE_SOURCE)
+        logger.debug("unpriced %s model %r: genai-prices is still loading", provider, model)
+        return unpriced(pricing_version())  # not cached: the next call may find it loaded
+
+    with _compile_lock:
+        entry = _entries.get((provider, model))
+        if entry is None:
+            entry = _compile_entry(library, provider, model)
+            if len(_entries) >= MAX_CACHED_MODELS:
+                _entries.clear()
+            _entries[(provider, model)] = entry
+    return entry
+
+
+def _compile_entry(library: Library, provider: str, model: str) -> RateCard | LLMPrice:
+    try:
+        found = find_model(library, provider, model)
+        if found is None:
+            logger.debug("unpriced %s model %r: not in %s", provider, model, library.source)
+            return unpriced(library.source)
+        return compile_card(library, *found)
+    except Exception:  # a library or data surprise must not break pricing of other models
+        logger.debug("compiling prices of %s model %r failed", provider, model, exc_info=True)
+        return unpriced(library.source)
+
+
+def clear_cache() -> None:
+    """Drop compiled cards, e.g. after genai-prices data changed in this process."""
+    with _compile_lock:
+        _entries.clear()
