@@ -23,7 +23,13 @@ def _raise_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("DEXCOST_API_KEY", "DEXCOST_ENDPOINT", "DEXCOST_ENV", "OPENAI_API_KEY"):
+    for name in (
+        "DEXCOST_API_KEY",
+        "DEXCOST_ENDPOINT",
+        "DEXCOST_ENV",
+        "DEXCOST_BUFFER_PATH",
+        "OPENAI_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     # Keep the default buffer location away from the real home folder.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

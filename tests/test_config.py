@@ -176,3 +176,29 @@ def test_init_rejects_bad_input_before_changing_anything(tmp_path) -> None:  # t
     with pytest.raises(ValueError):
         dexcost.init(api_key="sk-wrong")
     assert current_runtime() is before
+
+
+def test_bad_environment_key_names_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEXCOST_API_KEY", "sk-proj-abcdefghijkl")
+    with pytest.raises(ValueError, match="DEXCOST_API_KEY"):
+        DexcostConfig()
+
+
+def test_openai_key_gets_a_hint() -> None:
+    with pytest.raises(ValueError, match="looks like an OpenAI"):
+        DexcostConfig(api_key="sk-proj-abcdefghijkl")
+
+
+def test_empty_key_rejected_as_empty() -> None:
+    with pytest.raises(ValueError, match="api_key is empty"):
+        DexcostConfig(api_key="  ")
+
+
+def test_buffer_path_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_PATH", "/var/lib/app/dexcost.db")
+    assert DexcostConfig().buffer_path == "/var/lib/app/dexcost.db"
+
+
+def test_explicit_buffer_path_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_PATH", "/var/lib/app/dexcost.db")
+    assert DexcostConfig(buffer_path="here.db").buffer_path == "here.db"

@@ -80,11 +80,15 @@ class DexcostConfig:
 
     def __post_init__(self) -> None:
         self._validate_storage()
+        key_source = "api_key"
         if self.api_key is None and self.storage != "local":
             env_key = os.environ.get("DEXCOST_API_KEY", "").strip()
             self.api_key = env_key or None
+            key_source = "DEXCOST_API_KEY"
         if self.api_key is not None:
-            self._validate_api_key()
+            self._validate_api_key(key_source)
+        if self.buffer_path is None:
+            self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
         if self.environment is None:
             self.environment = os.environ.get("DEXCOST_ENV", "").strip() or None
         elif not isinstance(self.environment, str):
@@ -169,20 +173,25 @@ class DexcostConfig:
             "on this machine only, or leave storage=None to push them when an API key is set"
         )
 
-    def _validate_api_key(self) -> None:
+    def _validate_api_key(self, source: str) -> None:
         key = self.api_key
         if not isinstance(key, str):
             raise TypeError(
-                f"api_key must be a string starting with dx_live_ or dx_test_, "
+                f"{source} must be a string starting with dx_live_ or dx_test_, "
                 f"got {type(key).__name__}"
             )
         key = key.strip()
         self.api_key = key
+        fix = (
+            "Copy the key from the dexcost dashboard, or pass storage='local' to run without one"
+        )
+        if not key:
+            raise ValueError(f"{source} is empty; keys start with dx_live_ or dx_test_. {fix}")
         if not key.startswith(KEY_PREFIXES) or len(key) <= len("dx_live_"):
+            hint = " (it looks like an OpenAI or Anthropic key)" if key.startswith("sk-") else ""
             raise ValueError(
-                f"api_key {mask_key(key)!r} is not a dexcost key: keys start with dx_live_ "
-                "(production) or dx_test_ (sandbox). Copy the key from the dexcost dashboard, "
-                "or pass storage='local' to run without one"
+                f"{source} {mask_key(key)!r} is not a dexcost key{hint}: keys start with "
+                f"dx_live_ (production) or dx_test_ (sandbox). {fix}"
             )
 
     def _validate_endpoint(self, endpoint: str) -> str:

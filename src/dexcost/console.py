@@ -62,19 +62,23 @@ def format_event(attributes: Attributes) -> str:
         units = attributes.get(semconv.UNITS)
         if units is not None:
             what += f"  {units} {attributes.get(semconv.UNIT, 'units')}"
-    task = f"task={attributes.get(semconv.TASK_TYPE)}"
-    return f"[dexcost] {event_type:<13} {what}  {cost}  {_attribution(attributes)} {task}".rstrip()
+    parts = [f"[dexcost] {event_type:<13} {what}", cost, _attribution(attributes)]
+    parts.append(f"task={attributes.get(semconv.TASK_TYPE)}")
+    return "  ".join(part for part in parts if part)
 
 
 def format_task(attributes: Attributes) -> str:
     """Render a finished task span with its totals."""
     assert attributes is not None
-    task_id = str(attributes.get(semconv.TASK_ID, ""))
     kind = "session task" if attributes.get(semconv.TASK_AUTO) else "task"
+    headline = (
+        f"[dexcost] {kind} {attributes.get(semconv.TASK_TYPE)} {attributes.get(semconv.TASK_STATUS)}:"
+        f" total {_usd(attributes.get(semconv.TASK_COST_USD))}"
+    )
+    attribution = _attribution(attributes)
     lines = [
-        f"[dexcost] {kind} {attributes.get(semconv.TASK_TYPE)} ({task_id[:8]}) "
-        f"{attributes.get(semconv.TASK_STATUS)}: total {_usd(attributes.get(semconv.TASK_COST_USD))}"
-        f"  {_attribution(attributes)}".rstrip(),
+        f"{headline}  {attribution}" if attribution else headline,
+        f"[dexcost]   task id {attributes.get(semconv.TASK_ID)}",
         f"[dexcost]   llm {_usd(attributes.get(semconv.TASK_LLM_COST_USD))}"
         f" · external {_usd(attributes.get(semconv.TASK_EXTERNAL_COST_USD))}"
         f" · retries {_usd(attributes.get(semconv.TASK_RETRY_COST_USD))}"

@@ -9,15 +9,17 @@ bill its work to another customer.
 
 from __future__ import annotations
 
-import warnings
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from types import MappingProxyType
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from dexcost import semconv
+from dexcost.errors import warn_user
 
 _ATTRIBUTION_KEY = otel_context.create_key("dexcost.attribution")
 
@@ -46,19 +48,15 @@ def _clean_id(name: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        warnings.warn(
+        warn_user(
             f"dexcost: {name} should be a string; {type(value).__name__} {value!r} was "
-            f"converted with str()",
-            RuntimeWarning,
-            stacklevel=4,
+            f"converted with str()"
         )
         value = str(value)
     if len(value) > MAX_VALUE_LENGTH:
-        warnings.warn(
+        warn_user(
             f"dexcost: {name} is {len(value)} characters long; it was cut to "
-            f"{MAX_VALUE_LENGTH}",
-            RuntimeWarning,
-            stacklevel=4,
+            f"{MAX_VALUE_LENGTH}"
         )
         value = value[:MAX_VALUE_LENGTH]
     return value
@@ -74,11 +72,9 @@ def _clean_metadata(metadata: object) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for key, value in metadata.items():
         if len(cleaned) >= MAX_METADATA_ITEMS:
-            warnings.warn(
+            warn_user(
                 f"dexcost: metadata has {len(metadata)} entries; only the first "
-                f"{MAX_METADATA_ITEMS} are kept",
-                RuntimeWarning,
-                stacklevel=4,
+                f"{MAX_METADATA_ITEMS} are kept"
             )
             break
         clean_key = _clean_id("metadata key", key)
@@ -117,16 +113,52 @@ def merged(
     return replace(base, **changes) if changes else base  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Privacy:
+    """The ``init()`` settings that change attribution values before they leave dexcost."""
+
+    hash_customer_id: bool = False
+    redacted_fields: frozenset[str] = frozenset()
+
+
+_privacy = Privacy()
+
+
+def set_privacy(privacy: Privacy) -> None:
+    """Apply ``privacy`` to attribution recorded or put in baggage from now on."""
+    global _privacy
+    _privacy = privacy
+
+
+def privacy() -> Privacy:
+    return _privacy
+
+
+@lru_cache(maxsize=4096)
+def hash_customer_id(customer_id: str) -> str:
+    """Return the SHA-256 hex digest that replaces a customer id when hashing is on."""
+    return hashlib.sha256(customer_id.encode("utf-8")).hexdigest()
+
+
 def with_attribution(
     attribution: DexcostContext, ctx: otel_context.Context | None = None
 ) -> otel_context.Context:
-    """Return a context carrying ``attribution`` under the private key and in baggage."""
+    """Return a context carrying ``attribution`` under the private key and in baggage.
+
+    Baggage gets the values as they would be stored: a hashed customer id when
+    ``hash_customer_id`` is on, and no metadata entry named in ``redact_fields``,
+    because baggage can be propagated out of the process by the app's own tracing.
+    """
     ctx = otel_context.set_value(_ATTRIBUTION_KEY, attribution, ctx)
     for key in list(baggage.get_all(ctx)):
         if key.startswith("dexcost."):
             ctx = baggage.remove_baggage(key, ctx)
+    settings = _privacy
+    customer_id = attribution.customer_id
+    if customer_id is not None and settings.hash_customer_id:
+        customer_id = hash_customer_id(customer_id)
     pairs = (
-        (semconv.CUSTOMER_ID, attribution.customer_id),
+        (semconv.CUSTOMER_ID, customer_id),
         (semconv.PROJECT_ID, attribution.project_id),
         (semconv.AGENT, attribution.agent),
     )
@@ -134,7 +166,8 @@ def with_attribution(
         if value is not None:
             ctx = baggage.set_baggage(key, value, ctx)
     for meta_key, meta_value in attribution.metadata.items():
-        ctx = baggage.set_baggage(semconv.METADATA_PREFIX + meta_key, meta_value, ctx)
+        if meta_key not in settings.redacted_fields:
+            ctx = baggage.set_baggage(semconv.METADATA_PREFIX + meta_key, meta_value, ctx)
     return ctx
 
 

@@ -8,8 +8,11 @@ test suite sets :data:`RAISE_INTERNAL_ERRORS` so the same bugs fail tests loudly
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
+import warnings
 
 logger = logging.getLogger("dexcost")
 
@@ -49,3 +52,20 @@ def log_internal_error(what: str) -> None:
         logger.warning(
             "dexcost internal error while %s; the application is unaffected", what, exc_info=True
         )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning] = RuntimeWarning) -> None:
+    """Warn about the caller's misuse, pointing at the first frame outside dexcost.
+
+    A fixed ``stacklevel`` would point into dexcost whenever the public function that
+    noticed the problem was reached through another dexcost function.
+    """
+    frame = sys._getframe(0)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -9,18 +9,16 @@ to build a span in the OTel SDK).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from dexcost import semconv
-from dexcost.context import DexcostContext
+from dexcost.context import DexcostContext, hash_customer_id
 from dexcost.pricing import format_usd
 
 if TYPE_CHECKING:
@@ -48,20 +46,13 @@ EXTERNAL = "external"
 RETRY = "retry"
 
 
-@lru_cache(maxsize=4096)
-def hash_customer_id(customer_id: str) -> str:
-    """Return the SHA-256 hex digest that replaces a customer id when hashing is on."""
-    return hashlib.sha256(customer_id.encode("utf-8")).hexdigest()
-
-
 def attribution_attributes(
     runtime: Runtime, attribution: DexcostContext, attributes: dict[str, AttributeValue]
 ) -> None:
     """Add the attribution fields to ``attributes``, applying hashing and redaction."""
-    config = runtime.config
     if attribution.customer_id is not None:
         customer = attribution.customer_id
-        if config.hash_customer_id:
+        if runtime.config.hash_customer_id:
             customer = hash_customer_id(customer)
         attributes[semconv.CUSTOMER_ID] = customer
     if attribution.project_id is not None:

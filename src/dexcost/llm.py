@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import context as otel_context
 
 from dexcost import semconv
-from dexcost.context import current_attribution
+from dexcost.context import DexcostContext, current_attribution
 from dexcost.events import LLM, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.runtime import current_runtime
@@ -54,7 +54,7 @@ class LLMCall:
         request_model: str | None,
         attributes: dict[str, AttributeValue] | None = None,
         task: TrackedTask | None = None,
-        parent: otel_context.Context | None = None,
+        attribution: DexcostContext | None = None,
     ) -> None:
         self.start_ns = time.time_ns()
         self.runtime = runtime
@@ -62,9 +62,10 @@ class LLMCall:
         self.operation = operation
         self.request_model = request_model
         self.attributes = attributes if attributes is not None else {}
-        self.parent = parent if parent is not None else otel_context.get_current()
-        self.attribution = current_attribution(self.parent)
-        self.task = task if task is not None else resolve_task(runtime, self.parent, self.attribution)
+        current = otel_context.get_current()
+        self.attribution = attribution if attribution is not None else current_attribution(current)
+        self.task = task if task is not None else resolve_task(runtime, current, self.attribution)
+        self.parent = self.task.event_parent(current)
         self._finished = False
         self._lock = threading.Lock()
 

@@ -61,7 +61,7 @@ class DexcostSpanProcessor(SpanProcessor):
 
         def _after_fork() -> None:
             processor = weak_self()
-            if processor is not None:
+            if processor is not None and not processor._shutdown:
                 processor._init_worker()
 
         # The writer thread does not survive fork; the child starts its own, with an

@@ -25,6 +25,7 @@ from dexcost._version import __version__
 from dexcost.buffer import resolve_buffer_path
 from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
+from dexcost.context import Privacy, set_privacy
 from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.tasks import SessionTasks
@@ -128,6 +129,7 @@ def init(
     with _lock:
         new = Runtime(config)
         old, _runtime = _runtime, new
+        set_privacy(Privacy(config.hash_customer_id, new.redacted_fields))
         if old is not None:
             old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
         _instrumentation.apply(config.auto_instrument)

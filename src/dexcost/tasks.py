@@ -1,9 +1,12 @@
 """Tasks: units of agent work that costs roll up into.
 
-A task is a span on dexcost's tracer. While a task is active it is the current span,
-so every cost event recorded inside it becomes its child, and it sits in the context
-under a private key so events can add their cost to its totals. Costs recorded outside
-any task go to a long-lived *session task* per attribution (see :class:`SessionTasks`).
+A task is a span on dexcost's tracer, and every cost event recorded inside it is a
+child of that span. The active task sits in the context under a private key; its span
+is deliberately NOT made the current span, because the application never exports
+dexcost's spans: an app span started inside a task must keep the app's own parent,
+and the app's sampler must not see dexcost's always-sampled span as that parent.
+Costs recorded outside any task go to a long-lived *session task* per attribution
+(see :class:`SessionTasks`).
 """
 
 from __future__ import annotations
@@ -81,14 +84,15 @@ class TrackedTask:
         task_type: str,
         task_id: str | None,
         attribution: DexcostContext,
-        parent_task_id: str | None,
+        parent_task: TrackedTask | None,
         parent: otel_context.Context | None,
         auto: bool = False,
     ) -> None:
         self.task_id = task_id or str(uuid.uuid4())
         self.task_type = task_type
         self.attribution = attribution
-        self.parent_task_id = parent_task_id
+        self.parent_task = parent_task
+        self.parent_task_id = parent_task.task_id if parent_task is not None else None
         self.auto = auto
         self.status: str | None = None
         self._runtime = runtime
@@ -107,19 +111,32 @@ class TrackedTask:
             semconv.TASK_ID: self.task_id,
             semconv.TASK_TYPE: task_type,
         }
-        if parent_task_id is not None:
-            attributes[semconv.TASK_PARENT_ID] = parent_task_id
+        if self.parent_task_id is not None:
+            attributes[semconv.TASK_PARENT_ID] = self.parent_task_id
         if auto:
             attributes[semconv.TASK_AUTO] = True
         attribution_attributes(runtime, attribution, attributes)
+        if parent_task is not None and not parent_task.auto:
+            parent = parent_task.span_context
         self.span: Span = runtime.tracer.start_span(
             f"task {task_type}", context=parent, kind=SpanKind.INTERNAL, attributes=attributes
         )
+        # The context events of this task are parented to, built once.
+        self.span_context = trace.set_span_in_context(self.span)
 
     # --- totals ---
 
     def add_event(self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens) -> None:
-        """Add one event's cost and tokens; called from any thread."""
+        """Add one event's cost and tokens to this task and every task it is nested in.
+
+        Called from any thread. A task's totals therefore include its sub-tasks.
+        """
+        task: TrackedTask | None = self
+        while task is not None:
+            task._add_own(cost, cost_status, cost_kind, tokens)
+            task = task.parent_task
+
+    def _add_own(self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens) -> None:
         with self._lock:
             self._event_count += 1
             if cost is not None:
@@ -183,7 +200,7 @@ class TrackedTask:
             attributes[semconv.UNITS] = units
         if unit is not None:
             attributes[semconv.UNIT] = str(unit)
-        attribution = current_attribution()
+        attribution = self._event_attribution()
         if metadata:
             attribution = merged(attribution, metadata=metadata)
         emit_event(
@@ -197,7 +214,7 @@ class TrackedTask:
             cost_status=semconv.PRICED,
             cost_kind=EXTERNAL,
             pricing_source="user",
-            parent=self._parent_for_events(),
+            parent=self.event_parent(),
             kind=SpanKind.INTERNAL,
         )
 
@@ -241,7 +258,7 @@ class TrackedTask:
             operation="chat",
             request_model=model,
             task=self,
-            parent=self._parent_for_events(),
+            attribution=self._event_attribution(),
         )
         call.finish(
             response_model=model,
@@ -254,16 +271,26 @@ class TrackedTask:
             reported_cost=reported,
         )
 
-    def _parent_for_events(self) -> otel_context.Context:
-        """Return the context events of this task are parented to.
+    def _event_attribution(self) -> DexcostContext:
+        """Return the attribution for an event recorded through this task's methods.
 
-        Inside the task's own scope, and for session tasks, that is the current context
-        (which may hold a user span); elsewhere, the task span itself.
+        Inside the task's scope that is the current attribution (it may have been
+        refined with set_context); elsewhere, such as another thread, the task's own.
         """
         current = otel_context.get_current()
-        if self.auto or otel_context.get_value(_TASK_KEY, current) is self:
-            return current
-        return trace.set_span_in_context(self.span)
+        if otel_context.get_value(_TASK_KEY, current) is self:
+            return current_attribution(current)
+        return self.attribution
+
+    def event_parent(self, current: otel_context.Context | None = None) -> otel_context.Context:
+        """Return the context an event of this task is parented to.
+
+        Events of a task are children of its span. A session task spans many unrelated
+        requests, so its events keep the current span (``current``) as parent instead.
+        """
+        if self.auto:
+            return current if current is not None else otel_context.get_current()
+        return self.span_context
 
     # --- lifecycle ---
 
@@ -337,7 +364,7 @@ class SessionTasks:
                 task_type=attribution.agent or SESSION_TASK_TYPE,
                 task_id=None,
                 attribution=replace(attribution, metadata=MappingProxyType({})),
-                parent_task_id=None,
+                parent_task=None,
                 parent=otel_context.Context(),
                 auto=True,
             )
@@ -398,16 +425,17 @@ class TaskScope:
             metadata=self._metadata,
         )
         parent_task = current_task(parent)
+        if parent_task is not None and parent_task.status is not None:
+            parent_task = None
         tracked = TrackedTask(
             runtime,
             task_type=self._task_type,
             task_id=self._task_id,
             attribution=attribution,
-            parent_task_id=parent_task.task_id if parent_task is not None else None,
+            parent_task=parent_task,
             parent=parent,
         )
-        ctx = trace.set_span_in_context(tracked.span, parent)
-        ctx = otel_context.set_value(_TASK_KEY, tracked, ctx)
+        ctx = otel_context.set_value(_TASK_KEY, tracked, parent)
         ctx = with_attribution(attribution, ctx)
         token = otel_context.attach(ctx)
         self._stack.append((tracked, token))
@@ -480,3 +508,48 @@ def task(
         task_id=task_id,
     )
 
+
+
+def _task_for_module_call() -> TrackedTask:
+    from dexcost.runtime import require_runtime
+
+    runtime = require_runtime()
+    ctx = otel_context.get_current()
+    return resolve_task(runtime, ctx, current_attribution(ctx))
+
+
+def record_cost(
+    service: str,
+    cost_usd: str | int | float | Decimal,
+    *,
+    units: float | int | None = None,
+    unit: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Record a non-LLM cost in the current task, or the session task outside any task."""
+    _task_for_module_call().record_cost(service, cost_usd, units=units, unit=unit, metadata=metadata)
+
+
+def record_llm_call(
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cached_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    cost_usd: str | int | float | Decimal | None = None,
+) -> None:
+    """Record an LLM call made without an instrumented SDK in the current or session task.
+
+    See :meth:`TrackedTask.record_llm_call` for the token semantics.
+    """
+    _task_for_module_call().record_llm_call(
+        provider,
+        model,
+        input_tokens,
+        output_tokens,
+        cached_tokens=cached_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cost_usd=cost_usd,
+    )

@@ -15,12 +15,13 @@ import logging
 import re
 import sys
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import ModuleType
 
 import wrapt
+
+from dexcost.errors import warn_user
 
 logger = logging.getLogger(__name__)
 
@@ -198,10 +199,8 @@ class InstrumentationManager:
         if spec.name in self._warned:
             return
         self._warned.add(spec.name)
-        warnings.warn(
+        warn_user(
             f"dexcost does not instrument {spec.distribution} {version}: supported versions are "
             f"{spec.supported_range}. Its calls will not be priced; install a supported version "
-            f"or record costs with record_llm_call().",
-            RuntimeWarning,
-            stacklevel=4,
+            f"or record costs with record_llm_call()."
         )

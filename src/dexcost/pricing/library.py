@@ -148,6 +148,15 @@ def _import_library() -> Library:
     )
 
 
+def _finish_before_fork() -> None:
+    # A child forked mid-import inherits the import's module locks held by a thread
+    # that does not exist in the child, and its first price lookup would hang on them.
+    # Pre-fork servers fork right after start-up, so let a running warm-up finish first.
+    state = _state
+    if state.started and not state.done.is_set():
+        state.done.wait(WAIT_SECONDS)
+
+
 def _reset_after_fork() -> None:
     global _state
     if not _state.done.is_set():
@@ -155,4 +164,4 @@ def _reset_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(before=_finish_before_fork, after_in_child=_reset_after_fork)

@@ -182,3 +182,37 @@ def test_call_outside_task_goes_to_session_task(client, stored) -> None:
     assert {row["task_type"] for row in events} == {"triage-bot"}
     assert len(tasks) == 1
     assert Decimal(tasks[0]["cost_usd"]) == Decimal("0.00072")
+
+
+def test_parse_cut_at_length_still_priced(client, fake: FakeOpenAI, llm_events) -> None:
+    import pydantic
+
+    class Ticket(pydantic.BaseModel):
+        summary: str
+
+    fake.enqueue(
+        FakeReply(
+            body={
+                "id": "chatcmpl-length",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": '{"summary": "Pass'},
+                        "finish_reason": "length",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+            }
+        )
+    )
+    completions = client.chat.completions
+    parse = getattr(completions, "parse", None) or client.beta.chat.completions.parse
+    with pytest.raises(openai.LengthFinishReasonError):
+        parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Ticket)
+    (event,) = llm_events()
+    assert Decimal(event["cost_usd"]) == Decimal("0.00036")
+    assert event["attributes"]["error.type"] == "LengthFinishReasonError"

@@ -115,12 +115,20 @@ def _ask_for_stream_usage(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]
 
 
 def _record_error(plan: CallPlan, sdk: SDKTypes, exc: BaseException) -> None:
+    error_type = type(exc).__name__
+    # parse() raises after a billed completion when it stopped at the length limit or
+    # the content filter; the error carries that completion and its usage.
+    completion = getattr(exc, "completion", None)
+    if completion is not None:
+        model, usage, tier = read_result(plan.api, completion)
+        if usage is not None:
+            plan.call.finish(
+                response_model=model, usage=usage, service_tier=tier, error_type=error_type
+            )
+            return
     # A status error means the API answered and rejected the request: nothing was
     # billed. Timeouts and dropped connections may have been billed, so they stay unknown.
-    plan.call.finish(
-        error_type=type(exc).__name__,
-        no_charge=isinstance(exc, sdk.status_error),
-    )
+    plan.call.finish(error_type=error_type, no_charge=isinstance(exc, sdk.status_error))
 
 
 def _record_parsed(plan: CallPlan, result: Any) -> None:

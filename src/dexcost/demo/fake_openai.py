@@ -1,0 +1,395 @@
+"""A scriptable stand-in for the OpenAI API, for tests and the offline demo.
+
+``FakeOpenAI`` contains the reply logic and its state and is reachable without a
+socket through ``httpx`` / ``httpx2`` mock transports. ``FakeOpenAIServer``
+serves the same logic over real HTTP on 127.0.0.1, so the unmodified
+``openai`` SDK (1.x on ``httpx``, 3.x on ``httpx2``) can talk to it::
+
+    with FakeOpenAIServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test")
+        server.enqueue(FakeReply(usage=FakeUsage(prompt_tokens=1200, completion_tokens=300)))
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+        assert server.requests[-1].body["model"] == "gpt-4o-mini"
+
+Endpoints: ``POST /v1/chat/completions``, ``/v1/responses`` and
+``/v1/embeddings`` (JSON, or SSE streams when the request has
+``"stream": true``), and the Azure OpenAI paths
+``/openai/deployments/{deployment}/...?api-version=...``.
+
+This module imports nothing from the dexcost core, so it keeps working while
+the core is broken; ``httpx`` and ``httpx2`` are imported only when a mock
+transport is requested.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from dexcost.demo import _payloads
+from dexcost.demo._payloads import FakeUsage, JSONObject, error_body
+from dexcost.demo._routing import (
+    Route,
+    embedding_inputs,
+    error_response,
+    json_response,
+    match_route,
+    parse_json,
+    scripted_error,
+    stream_response,
+    validate,
+)
+from dexcost.demo._server import LoopbackHTTPServer, WireResponse
+
+if TYPE_CHECKING:
+    import httpx
+    import httpx2
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_TEXT",
+    "DEFAULT_USAGE",
+    "FakeOpenAI",
+    "FakeOpenAIServer",
+    "FakeReply",
+    "FakeUsage",
+    "RecordedRequest",
+    "WireResponse",
+    "error_body",
+]
+
+DEFAULT_USAGE = FakeUsage(prompt_tokens=100, completion_tokens=20)
+DEFAULT_TEXT = "Thanks for reaching out! I have reset your password, so you can sign in again."
+
+# Request model -> model named in the reply. The real API replies to an alias
+# with the dated snapshot that served it. Unknown models are echoed unchanged.
+DEFAULT_MODELS: Mapping[str, str] = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "o4-mini": "o4-mini-2025-04-16",
+}
+
+
+class _Default(enum.Enum):
+    """Marker for a ``FakeReply`` field left to the server's defaults."""
+
+    DEFAULT = "DEFAULT"
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """One-shot override for the next recognised request, queued by ``enqueue``.
+
+    ``status`` >= 400 sends an OpenAI error body (or ``body`` if given).
+    ``body`` replaces the generated JSON whatever the status. ``usage=None``
+    sends ``"usage": null`` (and, in streams, no usage chunk) plus an unknown
+    extra field. ``chunks`` are the text pieces of a stream; a non-streamed
+    reply joins them.
+    """
+
+    status: int = 200
+    body: JSONObject | None = None
+    usage: FakeUsage | _Default | None = _Default.DEFAULT
+    model: str | None = None
+    chunks: Sequence[str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it; ``body`` is None unless it was JSON."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeOpenAI:
+    """Reply logic and state of the fake API, shared by every transport.
+
+    The settings (``usage``, ``models``, ``azure_model``, ``text``,
+    ``chunk_count``, ``embedding_dimensions``) are plain attributes that a test
+    may change between requests. The reply queue and the request log are
+    guarded by a lock, so concurrent requests are safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        usage: FakeUsage = DEFAULT_USAGE,
+        models: Mapping[str, str] | None = None,
+        azure_model: str = "gpt-4o-2024-08-06",
+        azure_content_filter: bool = True,
+        text: str = DEFAULT_TEXT,
+        chunk_count: int = 3,
+        embedding_dimensions: int = 8,
+    ) -> None:
+        self.usage = usage
+        self.models: dict[str, str] = dict(DEFAULT_MODELS if models is None else models)
+        self.azure_model = azure_model
+        self.azure_content_filter = azure_content_filter
+        self.text = text
+        self.chunk_count = chunk_count
+        self.embedding_dimensions = embedding_dimensions
+        self._lock = threading.Lock()
+        self._replies: deque[FakeReply] = deque()
+        self._requests: list[RecordedRequest] = []
+
+    def enqueue(self, *replies: FakeReply) -> None:
+        """Queue replies for the next recognised requests, first in first out."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Copy of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def pending_replies(self) -> int:
+        """Number of queued replies not yet sent."""
+        with self._lock:
+            return len(self._replies)
+
+    def reset(self) -> None:
+        """Forget the recorded requests and drop the queued replies."""
+        with self._lock:
+            self._replies.clear()
+            self._requests.clear()
+
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> WireResponse:
+        """Record one HTTP request and build its reply.
+
+        ``target`` is the path with its query string. Invalid requests get the
+        API's error replies and leave the reply queue untouched.
+        """
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query))
+        lowered = {name.lower(): value for name, value in headers.items()}
+        parsed, parse_error = parse_json(body)
+        with self._lock:
+            self._requests.append(RecordedRequest(method, parts.path, query, lowered, parsed))
+
+        route = match_route(parts.path)
+        if method != "POST" or route is None:
+            return error_response(404, f"Unknown request URL: {method} {parts.path}.")
+        if "authorization" not in lowered and "api-key" not in lowered:
+            return error_response(401, "You didn't provide an API key.")
+        if route.azure and route.deployment is not None and "api-version" not in query:
+            return error_response(400, "Missing required query parameter: api-version.")
+        if parse_error is not None:
+            message = f"We could not parse the JSON body of your request: {parse_error}"
+            return error_response(400, message)
+        invalid = validate(route, parsed)
+        if invalid is not None:
+            return invalid
+
+        reply = self._next_reply()
+        if reply.body is not None or reply.status >= 400:
+            body_to_send = reply.body or scripted_error(reply.status)
+            return json_response(reply.status, body_to_send, reply.headers)
+        return self._build(route, parsed, reply)
+
+    def httpx_transport(self) -> httpx.MockTransport:
+        """Build an ``httpx.MockTransport`` serving this fake (openai 1.x; 3.x accepts it too)."""
+        return self._mock_transport("httpx", asynchronous=False)  # type: ignore[no-any-return]
+
+    def async_httpx_transport(self) -> httpx.MockTransport:
+        """Build an ``httpx.MockTransport`` for ``httpx.AsyncClient``, streaming asynchronously."""
+        return self._mock_transport("httpx", asynchronous=True)  # type: ignore[no-any-return]
+
+    def httpx2_transport(self) -> httpx2.MockTransport:
+        """Build an ``httpx2.MockTransport`` serving this fake (openai 3.x)."""
+        return self._mock_transport("httpx2", asynchronous=False)  # type: ignore[no-any-return]
+
+    def async_httpx2_transport(self) -> httpx2.MockTransport:
+        """Build an ``httpx2.MockTransport`` for ``httpx2.AsyncClient``."""
+        return self._mock_transport("httpx2", asynchronous=True)  # type: ignore[no-any-return]
+
+    def _mock_transport(self, module_name: str, *, asynchronous: bool) -> Any:
+        # httpx and httpx2 share this API, so one handler serves both. A
+        # stream body must be an async iterator for async clients and a plain
+        # iterator for sync ones, or the client raises.
+        module = importlib.import_module(module_name)
+
+        def handler(request: Any) -> Any:
+            wire = self.handle(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                dict(request.headers.items()),
+                request.content,
+            )
+            content: Any = wire.body
+            if wire.frames is not None:
+                content = _aiter_frames(wire.frames) if asynchronous else iter(wire.frames)
+            return module.Response(wire.status, headers=wire.headers, content=content)
+
+        return module.MockTransport(handler)
+
+    def _next_reply(self) -> FakeReply:
+        with self._lock:
+            return self._replies.popleft() if self._replies else FakeReply()
+
+    def _build(self, route: Route, request: JSONObject, reply: FakeReply) -> WireResponse:
+        settings = _ReplySettings(
+            model=self._reply_model(route, request, reply),
+            usage=self.usage if isinstance(reply.usage, _Default) else reply.usage,
+            pieces=list(reply.chunks) if reply.chunks is not None else self._pieces(),
+            created=int(time.time()),
+            headers=reply.headers,
+        )
+        if route.endpoint == "embeddings":
+            return self._embeddings(request, settings)
+        if route.endpoint == "responses":
+            return _responses(request, settings)
+        return _chat_completions(request, settings, azure=route.azure and self.azure_content_filter)
+
+    def _embeddings(self, request: JSONObject, settings: _ReplySettings) -> WireResponse:
+        body = _payloads.embedding_list(
+            model=settings.model,
+            inputs=embedding_inputs(request["input"]),
+            dimensions=int(request.get("dimensions") or self.embedding_dimensions),
+            base64_encoded=request.get("encoding_format") == "base64",
+            usage=settings.usage,
+        )
+        return json_response(200, body, settings.headers)
+
+    def _reply_model(self, route: Route, request: JSONObject, reply: FakeReply) -> str:
+        # Azure replies name the model behind the deployment, never the deployment.
+        if reply.model is not None:
+            return reply.model
+        if route.azure:
+            return self.azure_model
+        requested = str(request["model"])
+        return self.models.get(requested, requested)
+
+    def _pieces(self) -> list[str]:
+        return _payloads.split_text(self.text, self.chunk_count)
+
+
+class FakeOpenAIServer(FakeOpenAI):
+    """``FakeOpenAI`` served over real HTTP on 127.0.0.1 at a free port.
+
+    Use it as a context manager, or call ``start()`` and ``stop()``. Point
+    ``openai.OpenAI(base_url=server.base_url)`` or
+    ``openai.AzureOpenAI(azure_endpoint=server.azure_endpoint)`` at it.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._http = LoopbackHTTPServer(self.handle)
+
+    def start(self) -> FakeOpenAIServer:
+        """Start serving from a daemon thread and return self."""
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; safe to call more than once."""
+        self._http.stop()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """TCP port the server listens on; raises RuntimeError before ``start()``."""
+        return self._http.port
+
+    @property
+    def url(self) -> str:
+        """Root URL, such as ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI ``base_url``, such as ``http://127.0.0.1:PORT/v1``."""
+        return f"{self.url}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """``azure_endpoint`` for ``openai.AzureOpenAI``: the root URL."""
+        return self.url
+
+
+@dataclass(frozen=True)
+class _ReplySettings:
+    """Content of one successful reply, after the queued override is applied."""
+
+    model: str
+    usage: FakeUsage | None
+    pieces: list[str]
+    created: int
+    headers: Mapping[str, str]
+
+
+def _responses(request: JSONObject, settings: _ReplySettings) -> WireResponse:
+    common: dict[str, Any] = {
+        "response_id": f"resp_{secrets.token_hex(24)}",
+        "message_id": f"msg_{secrets.token_hex(24)}",
+        "created": settings.created,
+        "model": settings.model,
+        "request": request,
+        "usage": settings.usage,
+    }
+    if request.get("stream"):
+        events = _payloads.response_stream_events(**common, pieces=settings.pieces)
+        frames = [_payloads.sse_event_frame(event) for event in events]
+        return stream_response(frames, settings.headers)
+
+    body = _payloads.response_object(**common, text="".join(settings.pieces), completed=True)
+    return json_response(200, body, settings.headers)
+
+
+def _chat_completions(
+    request: JSONObject, settings: _ReplySettings, *, azure: bool
+) -> WireResponse:
+    common: dict[str, Any] = {
+        "completion_id": f"chatcmpl-{secrets.token_urlsafe(21)}",
+        "created": settings.created,
+        "model": settings.model,
+        "choice_count": int(request.get("n") or 1),
+        "usage": settings.usage,
+        "azure": azure,
+    }
+    if request.get("stream"):
+        stream_options = request.get("stream_options") or {}
+        chunks = _payloads.chat_completion_chunks(
+            **common,
+            pieces=settings.pieces,
+            include_usage=bool(stream_options.get("include_usage")),
+        )
+        frames = [_payloads.sse_data_frame(chunk) for chunk in chunks]
+        return stream_response([*frames, _payloads.sse_data_frame("[DONE]")], settings.headers)
+
+    body = _payloads.chat_completion(**common, text="".join(settings.pieces))
+    return json_response(200, body, settings.headers)
+
+
+async def _aiter_frames(frames: Sequence[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
