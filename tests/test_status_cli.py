@@ -114,8 +114,17 @@ def populated_db(tmp_path: Path, tracer: Tracer) -> tuple[Path, int]:
         buffer.set_sync_state("last_sync_at", "2025-06-01T12:00:00Z")
         buffer.set_sync_state("last_sync_error", "HTTP 503 from the Control Layer")
     with closing(sqlite3.connect(path)) as connection, connection:
-        connection.execute("UPDATE spans SET sync_state = ? WHERE id <= 2", (SYNC_SYNCED,))
-        connection.execute("UPDATE spans SET sync_state = ? WHERE id = 3", (SYNC_FAILED,))
+        event_ids = [
+            row_id
+            for (row_id,) in connection.execute(
+                "SELECT id FROM spans WHERE event_type != 'task' ORDER BY id"
+            )
+        ]
+        # Two events uploaded, one failed, two pending; task rows are not counted.
+        connection.executemany(
+            "UPDATE spans SET sync_state = ? WHERE id = ?",
+            [(SYNC_SYNCED, event_ids[0]), (SYNC_SYNCED, event_ids[1]), (SYNC_FAILED, event_ids[2])],
+        )
     last_task_end = max(span.end_time or 0 for span in spans if span.name == "task")
     return path, last_task_end
 
@@ -137,7 +146,7 @@ def parse_lines(output: str) -> dict[str, str]:
     [
         ("events", 5),
         ("tasks", 2),
-        ("pending", 4),
+        ("pending", 2),
         ("synced", 2),
         ("failed", 1),
         ("dropped_events", 4),
@@ -243,9 +252,9 @@ def test_status_command_succeeds(populated_db: tuple[Path, int]) -> None:
     [
         ("events", "5"),
         ("tasks", "2"),
-        ("pending sync", "4"),
-        ("synced", "2"),
-        ("failed sync", "1"),
+        ("events pending upload", "2"),
+        ("events uploaded", "2"),
+        ("events failed upload", "1"),
         ("dropped events", "4"),
         ("internal errors", "1"),
         ("storage mode", "local"),

@@ -179,11 +179,23 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
         " COALESCE(SUM(event_type IS NOT ?), 0),"
         " COALESCE(SUM(event_type IS ?), 0),"
         " MAX(CASE WHEN event_type IS ? THEN end_ns END),"
-        " COALESCE(SUM(sync_state = ?), 0),"
-        " COALESCE(SUM(sync_state = ?), 0),"
-        " COALESCE(SUM(sync_state = ?), 0)"
+        # Sync counts are of cost events, like the events line; task rows are uploaded
+        # with them but are not events.
+        " COALESCE(SUM(sync_state = ? AND event_type IS NOT ?), 0),"
+        " COALESCE(SUM(sync_state = ? AND event_type IS NOT ?), 0),"
+        " COALESCE(SUM(sync_state = ? AND event_type IS NOT ?), 0)"
         " FROM spans",
-        (semconv.TASK, semconv.TASK, semconv.TASK, SYNC_PENDING, SYNC_SYNCED, SYNC_FAILED),
+        (
+            semconv.TASK,
+            semconv.TASK,
+            semconv.TASK,
+            SYNC_PENDING,
+            semconv.TASK,
+            SYNC_SYNCED,
+            semconv.TASK,
+            SYNC_FAILED,
+            semconv.TASK,
+        ),
     ).fetchone()
     counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
     sync = dict(connection.execute("SELECT key, value FROM sync_state").fetchall())
@@ -214,9 +226,9 @@ def render_status_text(status: Mapping[str, Any]) -> str:
         ("events", status["events"]),
         ("tasks", status["tasks"]),
         ("last task at", status["last_task_at"] or "never"),
-        ("pending sync", status["pending"]),
-        ("synced", status["synced"]),
-        ("failed sync", status["failed"]),
+        ("events pending upload", status["pending"]),
+        ("events uploaded", status["synced"]),
+        ("events failed upload", status["failed"]),
         ("dropped events", status["dropped_events"]),
         ("internal errors", status["internal_errors"]),
         ("last sync at", status["last_sync_at"] or "never"),
