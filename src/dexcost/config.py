@@ -80,25 +80,12 @@ class DexcostConfig:
 
     def __post_init__(self) -> None:
         self._validate_storage()
-        key_source = "api_key"
-        if self.api_key is None and self.storage != "local":
-            env_key = os.environ.get("DEXCOST_API_KEY", "").strip()
-            self.api_key = env_key or None
-            key_source = "DEXCOST_API_KEY"
-        if self.api_key is not None:
-            self._validate_api_key(key_source)
-        if self.buffer_path is None:
-            self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
-        if self.environment is None:
-            self.environment = os.environ.get("DEXCOST_ENV", "").strip() or None
-        elif not isinstance(self.environment, str):
-            raise TypeError(
-                f"environment must be a string such as 'development', "
-                f"got {type(self.environment).__name__} {self.environment!r}"
-            )
+        self._read_api_key()
+        self._read_environment()
         self.endpoint = self._validate_endpoint(
             os.environ.get("DEXCOST_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
         )
+
         self._validate_auto_instrument()
         _check_type("track_http", self.track_http, bool, "pass True or False")
         _check_type("hash_customer_id", self.hash_customer_id, bool, "pass True or False")
@@ -108,17 +95,41 @@ class DexcostConfig:
         self._validate_batching()
         self._validate_retry_settings()
         self.redact_fields = _check_str_list("redact_fields", self.redact_fields)
+
+        if self.buffer_path is None:
+            self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
         if self.buffer_path is not None:
             _check_type("buffer_path", self.buffer_path, (str, os.PathLike), "pass a file path")
             self.buffer_path = os.fspath(self.buffer_path)
-        if self.service_catalog_url is not None:
-            _check_type("service_catalog_url", self.service_catalog_url, str, "pass a URL string")
-            scheme = urlsplit(self.service_catalog_url).scheme
-            if scheme not in ("http", "https"):
-                raise ValueError(
-                    f"service_catalog_url {self.service_catalog_url!r} is not an http(s) URL; "
-                    "pass an https:// URL of a catalog JSON file"
-                )
+        self._validate_catalog_url()
+
+    def _read_api_key(self) -> None:
+        source = "api_key"
+        if self.api_key is None and self.storage != "local":
+            self.api_key = os.environ.get("DEXCOST_API_KEY", "").strip() or None
+            source = "DEXCOST_API_KEY"
+        if self.api_key is not None:
+            self._validate_api_key(source)
+
+    def _read_environment(self) -> None:
+        if self.environment is None:
+            self.environment = os.environ.get("DEXCOST_ENV", "").strip() or None
+        elif not isinstance(self.environment, str):
+            raise TypeError(
+                f"environment must be a string such as 'development', "
+                f"got {type(self.environment).__name__} {self.environment!r}"
+            )
+
+    def _validate_catalog_url(self) -> None:
+        if self.service_catalog_url is None:
+            return
+        _check_type("service_catalog_url", self.service_catalog_url, str, "pass a URL string")
+        scheme = urlsplit(self.service_catalog_url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(
+                f"service_catalog_url {self.service_catalog_url!r} is not an http(s) URL; "
+                "pass an https:// URL of a catalog JSON file"
+            )
 
     # --- derived settings ---
 
