@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; return 0 on success and 1 if any step failed."""
     options = _parse_arguments(argv)
     try:
-        import openai  # noqa: F401  (checked before dexcost patches it)
+        import openai  # noqa: F401  (only checks that the SDK is installed)
     except ImportError:
         print("The demo needs the openai SDK: pip install 'dexcost[openai]'", file=sys.stderr)
         return 1

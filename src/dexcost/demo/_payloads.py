@@ -194,7 +194,9 @@ def chat_completion_chunks(
             chunk["usage"] = None
         chunks.append(chunk)
 
-    if include_usage and usage is not None:
+    if usage is None:
+        chunks[-1][UNEXPECTED_FIELD] = {"note": "clients must ignore unknown fields"}
+    elif include_usage:
         usage_chunk = _chunk(completion_id, created, model, [])
         usage_chunk["usage"] = chat_usage(usage)
         chunks.append(usage_chunk)

@@ -16,9 +16,9 @@ Endpoints: ``POST /v1/chat/completions``, ``/v1/responses`` and
 ``"stream": true``), and the Azure OpenAI paths
 ``/openai/deployments/{deployment}/...?api-version=...``.
 
-This module imports nothing from the dexcost core, so it keeps working while
-the core is broken; ``httpx`` and ``httpx2`` are imported only when a mock
-transport is requested.
+Nothing in ``dexcost.demo`` imports the dexcost core, although importing it
+runs ``dexcost/__init__.py`` first. ``httpx`` and ``httpx2`` are imported
+only when a mock transport is requested.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class FakeReply:
     ``body`` replaces the generated JSON whatever the status. ``usage=None``
     sends ``"usage": null`` (and, in streams, no usage chunk) plus an unknown
     extra field. ``chunks`` are the text pieces of a stream; a non-streamed
-    reply joins them.
+    reply joins them. ``headers`` are added to the reply's HTTP headers.
     """
 
     status: int = 200
@@ -108,7 +108,11 @@ class FakeReply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the fake received it; ``body`` is None unless it was JSON."""
+    """One request as the fake received it.
+
+    ``headers`` has lower-case names. ``body`` is the parsed JSON body, or None
+    when the body was empty or not JSON.
+    """
 
     method: str
     path: str
@@ -120,10 +124,14 @@ class RecordedRequest:
 class FakeOpenAI:
     """Reply logic and state of the fake API, shared by every transport.
 
-    The settings (``usage``, ``models``, ``azure_model``, ``text``,
-    ``chunk_count``, ``embedding_dimensions``) are plain attributes that a test
-    may change between requests. The reply queue and the request log are
-    guarded by a lock, so concurrent requests are safe.
+    The settings are plain attributes that a test may change between
+    requests: ``usage`` for every reply, ``models`` mapping request model to
+    reply model, ``azure_model`` naming the model behind every Azure
+    deployment, ``text`` split into ``chunk_count`` stream pieces, and
+    ``embedding_dimensions``. With ``azure_content_filter``, Azure replies
+    carry content-filter results and Azure streams open with a chunk that has
+    no choices and an empty model, as Azure OpenAI sends them. The reply queue
+    and the request log are guarded by a lock, so concurrent requests are safe.
     """
 
     def __init__(
@@ -190,7 +198,8 @@ class FakeOpenAI:
         if method != "POST" or route is None:
             return error_response(404, f"Unknown request URL: {method} {parts.path}.")
         if "authorization" not in lowered and "api-key" not in lowered:
-            return error_response(401, "You didn't provide an API key.")
+            message = "Missing API key: send an Authorization: Bearer header or an api-key header."
+            return error_response(401, message)
         if route.azure and route.deployment is not None and "api-version" not in query:
             return error_response(400, "Missing required query parameter: api-version.")
         if parse_error is not None:
@@ -202,7 +211,7 @@ class FakeOpenAI:
 
         reply = self._next_reply()
         if reply.body is not None or reply.status >= 400:
-            body_to_send = reply.body or scripted_error(reply.status)
+            body_to_send = reply.body if reply.body is not None else scripted_error(reply.status)
             return json_response(reply.status, body_to_send, reply.headers)
         return self._build(route, parsed, reply)
 

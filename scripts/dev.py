@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Set up virtualenvs and run the demo or the checks, on a machine with only Python.
+
+    python3 scripts/dev.py demo   # python -m dexcost.demo in .venv
+    python3 scripts/dev.py test   # docs build, openai 1.x tests, full test suite
+
+Each command creates what it needs: ``.venv`` in the repository root with
+``pip install -e ".[test]"`` (newest openai), and for ``test`` also
+``.venv-openai1`` with the newest openai 1.x release. A virtualenv is reused
+while its interpreter runs and pyproject.toml is unchanged since its last
+install. Uses only the standard library, so it runs before anything is
+installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MINIMUM_PYTHON = (3, 10)
+REPO = Path(__file__).resolve().parent.parent
+MAIN_VENV = REPO / ".venv"
+OPENAI1_VENV = REPO / ".venv-openai1"
+OPENAI1_REQUIREMENT = "openai>=1.66,<2"
+# The tests that must also pass on openai 1.x, which runs on httpx, not httpx2.
+OPENAI1_TEST_PATHS = ("tests/instrumentation/openai", "tests/demo")
+# Written into a virtualenv after a successful install. It contains a hash of
+# what was installed, so an unchanged virtualenv is not installed again.
+STAMP_NAME = ".dexcost-dev-install"
+PIP_FLAGS = ("--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--quiet")
+PYTEST_NO_TESTS_COLLECTED = 5
+
+
+class StepFailed(Exception):
+    """A step of the command failed; the message names the step and the cause."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A virtualenv in the repository and the extra requirements it is built with."""
+
+    path: Path
+    extra_requirements: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+    @property
+    def python(self) -> Path:
+        scripts = "Scripts" if os.name == "nt" else "bin"
+        return self.path / scripts / ("python.exe" if os.name == "nt" else "python")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if sys.version_info < MINIMUM_PYTHON:
+        version = ".".join(map(str, sys.version_info[:3]))
+        print(f"dexcost needs Python 3.10 or newer; this is Python {version}.", file=sys.stderr)
+        return 2
+
+    options = _parse_arguments(argv)
+    try:
+        if options.command == "demo":
+            return run_demo(recreate=options.recreate)
+        return run_tests(options.pytest_args, recreate=options.recreate)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in arguments:
+        split = arguments.index("--")
+        arguments, pytest_args = arguments[:split], arguments[split + 1 :]
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--recreate",
+        action="store_true",
+        help="delete the virtualenvs this command uses and build them again",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python3 scripts/dev.py",
+        description="Set up the virtualenvs and run the demo or the checks.",
+        epilog="Arguments after -- go to both pytest runs of the test command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", parents=[common], help="run python -m dexcost.demo in .venv")
+    commands.add_parser("test", parents=[common], help="build the docs and run every test suite")
+    options = parser.parse_args(arguments)
+    if pytest_args and options.command != "test":
+        parser.error("only the test command takes pytest arguments after --")
+    options.pytest_args = pytest_args
+    return options
+
+
+def run_demo(*, recreate: bool) -> int:
+    environment = Environment(MAIN_VENV)
+    if recreate:
+        _delete(environment)
+    try:
+        prepare(environment)
+    except StepFailed as error:
+        print(f"\nFailed: {error}", file=sys.stderr)
+        return 1
+    # OPENAI_API_KEY is passed on unchanged: with it the demo calls the real API.
+    return subprocess.call([str(environment.python), "-m", "dexcost.demo"], cwd=REPO)
+
+
+def run_tests(pytest_args: Sequence[str], *, recreate: bool) -> int:
+    """Run every step, even after a failure, and return 1 if any failed.
+
+    The full suite runs last, so pytest's summary of it is the last line
+    printed when everything passes.
+    """
+    main_environment = Environment(MAIN_VENV)
+    openai1_environment = Environment(OPENAI1_VENV, (OPENAI1_REQUIREMENT,))
+    if recreate:
+        _delete(main_environment, openai1_environment)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("docs: mkdocs build --strict", lambda: build_docs(main_environment)),
+        (
+            "tests on openai 1.x: " + " ".join(OPENAI1_TEST_PATHS),
+            lambda: run_openai1_tests(openai1_environment, pytest_args),
+        ),
+        (
+            "tests on the newest openai: the full suite",
+            lambda: run_pytest(main_environment, pytest_args, ()),
+        ),
+    ]
+
+    failures = []
+    for number, (name, run) in enumerate(steps, start=1):
+        _heading(f"[{number}/{len(steps)}] {name}")
+        try:
+            run()
+        except StepFailed as error:
+            failures.append(f"{name}: {error}")
+
+    if failures:
+        print("\nFailed steps:", file=sys.stderr)
+        for failure in failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_docs(environment: Environment) -> None:
+    if not (REPO / "mkdocs.yml").exists():
+        print("skipped: there is no mkdocs.yml yet")
+        return
+    prepare(environment)
+    with tempfile.TemporaryDirectory(prefix="dexcost-site-") as site:
+        command = [str(environment.python), "-m", "mkdocs", "build", "--strict", "--quiet"]
+        _run([*command, "--site-dir", site], description="mkdocs build --strict")
+    print("docs built without warnings")
+
+
+def run_openai1_tests(environment: Environment, pytest_args: Sequence[str]) -> None:
+    if not (REPO / OPENAI1_TEST_PATHS[0]).is_dir():
+        print(f"skipped: {OPENAI1_TEST_PATHS[0]} does not exist yet")
+        return
+    paths = tuple(path for path in OPENAI1_TEST_PATHS if (REPO / path).is_dir())
+    run_pytest(environment, pytest_args, paths)
+
+
+def run_pytest(environment: Environment, pytest_args: Sequence[str], paths: Sequence[str]) -> None:
+    """Run pytest in the virtualenv; its summary line is the last line this prints."""
+    prepare(environment)
+    print(f"openai {_installed_version(environment, 'openai')}", flush=True)
+    # No test may reach the real OpenAI API, whatever the caller's shell exports.
+    env = {name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"}
+    command = [str(environment.python), "-m", "pytest", *pytest_args, *paths]
+    code = subprocess.call(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+    if code == PYTEST_NO_TESTS_COLLECTED:
+        raise StepFailed("pytest collected no tests")
+    if code != 0:
+        raise StepFailed(f"pytest exited with code {code}")
+
+
+def prepare(environment: Environment) -> None:
+    """Create or reuse the virtualenv and install the project into it, if needed."""
+    started = time.monotonic()
+    if not _is_healthy(environment):
+        if environment.path.exists():
+            print(f"{environment.label} does not work; creating it again")
+            shutil.rmtree(environment.path)
+        print(f"creating {environment.label} with Python {sys.version.split()[0]}", flush=True)
+        _create_virtualenv(environment.path)
+
+    stamp = environment.path / STAMP_NAME
+    fingerprint = _install_fingerprint(environment)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        print(f"{environment.label} is up to date")
+        return
+
+    print(
+        f"installing dexcost[test] {' '.join(environment.extra_requirements)}".rstrip(), flush=True
+    )
+    stamp.unlink(missing_ok=True)
+    pip = [str(environment.python), "-m", "pip", "install", *PIP_FLAGS]
+    _run([*pip, "--upgrade", "pip"], description=f"upgrading pip in {environment.label}")
+    _run(
+        [*pip, "--editable", ".[test]", *environment.extra_requirements],
+        description=f"installing dexcost[test] into {environment.label}",
+    )
+    stamp.write_text(fingerprint)
+    print(f"{environment.label} ready in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _delete(*environments: Environment) -> None:
+    for environment in environments:
+        if environment.path.exists():
+            print(f"deleting {environment.label} (--recreate)")
+            shutil.rmtree(environment.path)
+
+
+def _is_healthy(environment: Environment) -> bool:
+    """Tell whether the virtualenv's Python starts, is new enough and has pip."""
+    if not environment.python.exists():
+        return False
+    check = f"import sys, pip; sys.exit(sys.version_info < {MINIMUM_PYTHON!r})"
+    try:
+        result = subprocess.run(
+            [str(environment.python), "-c", check],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _create_virtualenv(path: Path) -> None:
+    try:
+        venv.EnvBuilder(with_pip=True, clear=True).create(path)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise StepFailed(
+            f"could not create {path.name} ({error}). On Debian and Ubuntu, install the "
+            "python3-venv package for this Python version."
+        ) from error
+
+
+def _install_fingerprint(environment: Environment) -> str:
+    """Hash what an install depends on: pyproject.toml, extra requirements, Python version."""
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    digest.update("\n".join(environment.extra_requirements).encode())
+    version = subprocess.run(
+        [str(environment.python), "-c", "import sys; print(sys.version)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    digest.update(version.encode())
+    return digest.hexdigest()
+
+
+def _installed_version(environment: Environment, package: str) -> str:
+    result = subprocess.run(
+        [str(environment.python), "-c", f"import {package}; print({package}.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "is not importable"
+
+
+def _run(command: Sequence[str], *, description: str) -> None:
+    """Run a set-up command, letting its errors print, and fail the step if it fails."""
+    code = subprocess.call(list(command), cwd=REPO, stdin=subprocess.DEVNULL)
+    if code != 0:
+        raise StepFailed(f"{description} failed with exit code {code}")
+
+
+def _heading(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
