@@ -15,6 +15,20 @@ import dexcost
 from dexcost import errors
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _freeze_imported_objects() -> None:
+    """Keep the per-test gc.collect() cheap by freezing what the big imports created."""
+    from dexcost.pricing.library import wait_for_library
+
+    wait_for_library(timeout=60)
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        pass
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _raise_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make dexcost's contained internal errors fail tests instead of being logged."""

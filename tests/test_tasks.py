@@ -138,11 +138,6 @@ async def test_async_decorator_failure_marks_failed(
     assert _task_row(stored, "triage")["attributes"]["dexcost.task.status"] == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TaskScope.__call__ wraps an async generator function as a plain function, so "
-    "the task ends before the body runs and its costs go to the session task",
-)
 async def test_async_generator_decorator_owns_costs(
     dx: dexcost.DexcostConfig, stored: Stored
 ) -> None:
@@ -158,11 +153,6 @@ async def test_async_generator_decorator_owns_costs(
     assert event["task_type"] == "stream_answer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TaskScope.__call__ wraps a generator function as a plain function, so the task "
-    "ends before the body runs and its costs go to the session task",
-)
 def test_generator_decorator_owns_costs(dx: dexcost.DexcostConfig, stored: Stored) -> None:
     @dexcost.task("stream_answer")
     def stream() -> Any:
@@ -574,11 +564,6 @@ def test_module_llm_call_uses_current_task(dx: dexcost.DexcostConfig) -> None:
     assert t.cost_usd == Decimal(ONE_CALL_USD)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TrackedTask._event_attribution returns a session task's own attribution, whose "
-    "metadata SessionTasks.for_attribution strips, so events outside tasks lose it",
-)
 def test_session_cost_keeps_context_metadata(
     dx: dexcost.DexcostConfig, stored: Stored
 ) -> None:
@@ -590,11 +575,6 @@ def test_session_cost_keeps_context_metadata(
     assert event["attributes"].get("dexcost.metadata.ticket") == "T-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TrackedTask._event_attribution returns a session task's own attribution, whose "
-    "metadata SessionTasks.for_attribution strips, so events outside tasks lose it",
-)
 def test_session_llm_call_keeps_context_metadata(
     dx: dexcost.DexcostConfig, stored: Stored
 ) -> None:
@@ -632,11 +612,6 @@ def test_cost_after_task_goes_to_session(dx: dexcost.DexcostConfig, stored: Stor
 # --- one scope object reused ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TaskScope keeps entered tasks on one shared stack, so when the same scope object "
-    "is entered by two asyncio tasks the first to exit ends the other one's task",
-)
 async def test_shared_scope_keeps_concurrent_totals(
     dx: dexcost.DexcostConfig, stored: Stored
 ) -> None:

@@ -172,6 +172,7 @@ class DexcostSpanProcessor(SpanProcessor):
                     self._requeue(batch, markers)
                     return
                 batch = []
+                self._store_counters(buffer)
                 self._release(markers)
                 markers = []
                 continue
@@ -184,8 +185,8 @@ class DexcostSpanProcessor(SpanProcessor):
         if batch and not self._store(buffer, batch):
             self._requeue(batch, markers)
             return
-        self._release(markers)
         self._store_counters(buffer)
+        self._release(markers)
 
     def _store(self, buffer: Buffer, batch: Sequence[ReadableSpan]) -> bool:
         try:

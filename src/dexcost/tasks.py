@@ -16,7 +16,7 @@ import inspect
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -278,7 +278,7 @@ class TrackedTask:
         refined with set_context); elsewhere, such as another thread, the task's own.
         """
         current = otel_context.get_current()
-        if otel_context.get_value(_TASK_KEY, current) is self:
+        if self.auto or otel_context.get_value(_TASK_KEY, current) is self:
             return current_attribution(current)
         return self.attribution
 
@@ -414,6 +414,13 @@ class TaskScope:
         self._stack: list[tuple[TrackedTask, object]] = []
 
     def _start(self) -> TrackedTask:
+        tracked, ctx = self._create()
+        token = otel_context.attach(ctx)
+        self._stack.append((tracked, token))
+        return tracked
+
+    def _create(self) -> tuple[TrackedTask, otel_context.Context]:
+        """Start a task and return it with the context that makes it the current task."""
         from dexcost.runtime import require_runtime
 
         runtime = require_runtime()
@@ -436,13 +443,18 @@ class TaskScope:
             parent=parent,
         )
         ctx = otel_context.set_value(_TASK_KEY, tracked, parent)
-        ctx = with_attribution(attribution, ctx)
-        token = otel_context.attach(ctx)
-        self._stack.append((tracked, token))
-        return tracked
+        return tracked, with_attribution(attribution, ctx)
 
     def _finish(self, failed: bool) -> None:
-        tracked, token = self._stack.pop()
+        # One scope object may be entered by several asyncio tasks at once (a scope made
+        # at module level), so end the entry that is current here, not the last one.
+        current = current_task()
+        index = len(self._stack) - 1
+        for position in range(len(self._stack) - 1, -1, -1):
+            if self._stack[position][0] is current:
+                index = position
+                break
+        tracked, token = self._stack.pop(index)
         otel_context.detach(token)  # type: ignore[arg-type]
         tracked.end(FAILED if failed else COMPLETED)
 
@@ -468,6 +480,25 @@ class TaskScope:
         }
         task_type = self._task_type
 
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+                tracked, ctx = TaskScope(task_type, **settings)._create()  # type: ignore[arg-type]
+                async for item in _run_async_generator(func(*args, **kwargs), ctx, tracked):
+                    yield item
+
+            return async_generator_wrapper  # type: ignore[return-value]
+
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+                tracked, ctx = TaskScope(task_type, **settings)._create()  # type: ignore[arg-type]
+                return (yield from _run_generator(func(*args, **kwargs), ctx, tracked))
+
+            return generator_wrapper  # type: ignore[return-value]
+
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -483,6 +514,82 @@ class TaskScope:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+def _run_generator(
+    generator: Generator[Any, Any, Any], ctx: otel_context.Context, tracked: TrackedTask
+) -> Generator[Any, Any, Any]:
+    """Drive ``generator`` with its task current only while its own code runs.
+
+    A generator's body runs in whoever resumes it, so the task context is attached for
+    each step and detached before yielding, never left behind in the caller.
+    """
+    failed = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = otel_context.attach(ctx)
+            try:
+                if to_throw is not None:
+                    error, to_throw = to_throw, None
+                    item = generator.throw(error)
+                else:
+                    item = generator.send(to_send)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                otel_context.detach(token)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                generator.close()
+                raise
+            except BaseException as error:
+                to_throw = error
+    except GeneratorExit:
+        raise
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        tracked.end(FAILED if failed else COMPLETED)
+
+
+async def _run_async_generator(
+    generator: AsyncGenerator[Any, Any], ctx: otel_context.Context, tracked: TrackedTask
+) -> AsyncGenerator[Any, Any]:
+    """Drive an async generator like :func:`_run_generator` does a plain one."""
+    failed = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = otel_context.attach(ctx)
+            try:
+                if to_throw is not None:
+                    error, to_throw = to_throw, None
+                    item = await generator.athrow(error)
+                else:
+                    item = await generator.asend(to_send)
+            except StopAsyncIteration:
+                return
+            finally:
+                otel_context.detach(token)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                await generator.aclose()
+                raise
+            except BaseException as error:
+                to_throw = error
+    except GeneratorExit:
+        raise
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        tracked.end(FAILED if failed else COMPLETED)
 
 
 def task(
