@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 
 import dexcost
 from dexcost import errors
@@ -47,10 +48,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         monkeypatch.delenv(name, raising=False)
     # Keep the default buffer location away from the real home folder.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # set_context() changes the context for the rest of the thread, so start each test
+    # from an empty one and restore the previous one afterwards.
+    token = otel_context.attach(otel_context.Context())
     yield
     # Streams a test left unread are recorded when collected: do it inside this test.
     gc.collect()
     dexcost.shutdown()
+    otel_context.detach(token)
 
 
 @pytest.fixture

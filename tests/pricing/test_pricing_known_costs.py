@@ -6,6 +6,7 @@ rates (batch and service-tier variants start on 2026-10-12 or 2026-10-14).
 
 from __future__ import annotations
 
+import importlib.metadata
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -13,6 +14,9 @@ import pytest
 
 from dexcost.pricing import TokenUsage, price_llm, register_model_price
 from dexcost.semconv import PRICED, UNPRICED
+
+# The price source recorded on spans: the installed genai-prices release.
+LIBRARY_SOURCE = f"genai-prices {importlib.metadata.version('genai-prices')}"
 
 WHEN = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -45,7 +49,7 @@ def test_gpt_4o_mini_prompt_and_completion(
 def test_gpt_4o_mini_reports_source_and_match() -> None:
     price = price_llm("openai", "gpt-4o-mini", TokenUsage(1_200, 300), timestamp=WHEN)
     assert price.status == PRICED
-    assert price.source == "genai-prices 0.2.3"
+    assert price.source == LIBRARY_SOURCE
     assert price.matched_model == "gpt-4o-mini"
 
 
@@ -201,7 +205,7 @@ def test_unknown_model_unpriced() -> None:
     price = price_llm("openai", "acme-unknown-9", TokenUsage(100, 20), timestamp=WHEN)
     assert price.cost_usd is None
     assert price.status == UNPRICED
-    assert price.source == "genai-prices 0.2.3"
+    assert price.source == LIBRARY_SOURCE
     assert price.matched_model is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import subprocess
@@ -17,6 +18,9 @@ from dexcost.pricing import TokenUsage, price_llm, pricer, pricing_version
 from dexcost.pricing import library as library_module
 from dexcost.pricing.library import Library
 from dexcost.semconv import UNPRICED
+
+# The price source recorded on spans: the installed genai-prices release.
+LIBRARY_SOURCE = f"genai-prices {importlib.metadata.version('genai-prices')}"
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -144,7 +148,7 @@ def test_pricing_version_unavailable_on_old_python(monkeypatch: pytest.MonkeyPat
 
 
 def test_pricing_version_names_installed_release() -> None:
-    assert pricing_version() == "genai-prices 0.2.3"
+    assert pricing_version() == LIBRARY_SOURCE
 
 
 def test_slow_warm_up_gives_up_after_wait(
@@ -158,7 +162,7 @@ def test_slow_warm_up_gives_up_after_wait(
         price = price_llm("openai", "gpt-4o-mini", TokenUsage(100, 20))
     fresh_load_state.done.set()
     assert price.status == UNPRICED
-    assert price.source == "genai-prices 0.2.3"
+    assert price.source == LIBRARY_SOURCE
     assert "still loading" in caplog.text
 
 

@@ -23,7 +23,7 @@ MAX_PER_TOKEN = Decimal("2e-4")  # $200 per million tokens
 CHECKED_PRICE_KEYS = ("input_mtok", "output_mtok")
 
 # (provider id, model id, price key, rate per million tokens) that are real list
-# prices above $200 per million output tokens in genai-prices 0.2.3.
+# prices above $200 per million output tokens in genai-prices 0.2.3 to 0.2.5.
 EXCEPTIONS = {
     ("openai", "o1-pro", "output_mtok", Decimal("600")),  # $150 in / $600 out
     ("openai", "o1-pro", "output_mtok", Decimal("300")),  # the same, batch (half)
@@ -32,6 +32,9 @@ EXCEPTIONS = {
     ("openrouter", "openai/gpt-5.4-pro", "output_mtok", Decimal("270")),
     ("openai", "gpt-5.5-pro", "output_mtok", Decimal("270")),
     ("openrouter", "openai/gpt-5.5-pro", "output_mtok", Decimal("270")),
+    # The "ultrafast" service tier, below and above 272k input tokens.
+    ("openai", "gpt-6.2-astra", "output_mtok", Decimal("240")),
+    ("openai", "gpt-6.2-astra", "output_mtok", Decimal("360")),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from decimal import Decimal
 
@@ -9,6 +10,9 @@ import pytest
 
 from dexcost.pricing import TokenUsage, clear_model_prices, price_llm, register_model_price
 from dexcost.semconv import PRICED, UNPRICED
+
+# The price source recorded on spans: the installed genai-prices release.
+LIBRARY_SOURCE = f"genai-prices {importlib.metadata.version('genai-prices')}"
 
 
 def test_user_price_overrides_library() -> None:
@@ -75,7 +79,7 @@ def test_clear_restores_library_price() -> None:
     register_model_price("gpt-4o-mini", input_per_mtok="1", output_per_mtok="2")
     clear_model_prices()
     price = price_llm("openai", "gpt-4o-mini", TokenUsage(input_tokens=1_000_000))
-    assert price.source == "genai-prices 0.2.3"
+    assert price.source == LIBRARY_SOURCE
 
 
 def test_invalid_usage_unpriced_with_user_source() -> None:

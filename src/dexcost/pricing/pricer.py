@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Final
 
 from dexcost.pricing.card_compiler import compile_card
@@ -128,10 +128,56 @@ def _compile_entry(library: Library, provider: str, model: str) -> RateCard | LL
         if found is None:
             logger.debug("unpriced %s model %r: not in %s", provider, model, library.source)
             return unpriced(library.source)
-        return compile_card(library, *found)
+        card = compile_card(library, *found)
     except Exception:  # a library or data surprise must not break pricing of other models
         logger.debug("compiling prices of %s model %r failed", provider, model, exc_info=True)
         return unpriced(library.source)
+    if not _agrees_with_library(card, *found):
+        return unpriced(library.source, card.matched_model)
+    return card
+
+
+# Token counts for the compile-time check: odd values, below every long-context tier.
+_CHECK_USAGE = TokenUsage(input_tokens=123_457, output_tokens=6_791)
+
+
+def _agrees_with_library(card: RateCard, provider: object, model: object) -> bool:
+    """Check a new card against the library's own calculation for one sample call.
+
+    The card compiler follows the arithmetic of the genai-prices releases dexcost is
+    tested with. If a newer release prices differently, the model is recorded unpriced
+    (with a warning) rather than with a number that may be wrong.
+    """
+    from genai_prices import Usage
+
+    when = datetime.now(tz=timezone.utc)
+    ours = _price_with_card(card, _CHECK_USAGE, None, False, when)
+    if ours.cost_usd is None:
+        return True
+    try:
+        theirs = model.calc_price(  # type: ignore[attr-defined]
+            Usage(input_tokens=_CHECK_USAGE.input_tokens, output_tokens=_CHECK_USAGE.output_tokens),
+            provider,
+            genai_request_timestamp=when,
+        ).total_price
+    except Exception:
+        logger.debug("genai-prices could not price the check call", exc_info=True)
+        return True
+    if theirs == ours.cost_usd:
+        return True
+    logger.warning(
+        "dexcost's compiled price of %s (%s) disagrees with %s (%s vs %s for %d input and %d "
+        "output tokens), so its calls are recorded unpriced. Install a genai-prices release "
+        "this dexcost version supports.",
+        card.matched_model,
+        getattr(provider, "id", provider),
+        card.source,
+        ours.cost_usd,
+        theirs,
+        _CHECK_USAGE.input_tokens,
+        _CHECK_USAGE.output_tokens,
+    )
+    return False
 
 
 def clear_cache() -> None:
