@@ -42,7 +42,7 @@ def _check_str_list(name: str, value: object) -> list[str] | None:
         return None
     if isinstance(value, str):
         raise TypeError(
-            f'{name} must be a list of strings, got the string {value!r}; '
+            f"{name} must be a list of strings, got the string {value!r}; "
             f'wrap it in a list: {name}=["{value}"]'
         )
     if not isinstance(value, (list, tuple, set, frozenset)):
@@ -193,9 +193,7 @@ class DexcostConfig:
             )
         key = key.strip()
         self.api_key = key
-        fix = (
-            "Copy the key from the dexcost dashboard, or pass storage='local' to run without one"
-        )
+        fix = "Copy the key from the dexcost dashboard, or pass storage='local' to run without one"
         if not key:
             raise ValueError(f"{source} is empty; keys start with dx_live_ or dx_test_. {fix}")
         if not key.startswith(KEY_PREFIXES) or len(key) <= len("dx_live_"):
@@ -234,9 +232,7 @@ class DexcostConfig:
                 f"batch_size={self.batch_size} is invalid; pass a whole number of at least 1 "
                 "(default 100)"
             )
-        _check_type(
-            "flush_interval", self.flush_interval, (int, float), "pass seconds such as 5.0"
-        )
+        _check_type("flush_interval", self.flush_interval, (int, float), "pass seconds such as 5.0")
         if not self.flush_interval > 0 or self.flush_interval == float("inf"):
             raise ValueError(
                 f"flush_interval={self.flush_interval} is invalid; pass a positive number of "

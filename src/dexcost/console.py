@@ -71,10 +71,10 @@ def format_task(attributes: Attributes) -> str:
     """Render a finished task span with its totals."""
     assert attributes is not None
     kind = "session task" if attributes.get(semconv.TASK_AUTO) else "task"
-    headline = (
-        f"[dexcost] {kind} {attributes.get(semconv.TASK_TYPE)} {attributes.get(semconv.TASK_STATUS)}:"
-        f" total {_usd(attributes.get(semconv.TASK_COST_USD))}"
-    )
+    task_type = attributes.get(semconv.TASK_TYPE)
+    status = attributes.get(semconv.TASK_STATUS)
+    total = _usd(attributes.get(semconv.TASK_COST_USD))
+    headline = f"[dexcost] {kind} {task_type} {status}: total {total}"
     attribution = _attribution(attributes)
     lines = [
         f"{headline}  {attribution}" if attribution else headline,

@@ -55,8 +55,7 @@ def _clean_id(name: str, value: object) -> str | None:
         value = str(value)
     if len(value) > MAX_VALUE_LENGTH:
         warn_user(
-            f"dexcost: {name} is {len(value)} characters long; it was cut to "
-            f"{MAX_VALUE_LENGTH}"
+            f"dexcost: {name} is {len(value)} characters long; it was cut to {MAX_VALUE_LENGTH}"
         )
         value = value[:MAX_VALUE_LENGTH]
     return value

@@ -72,9 +72,7 @@ class DexcostSpanProcessor(SpanProcessor):
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="dexcost-buffer-writer", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="dexcost-buffer-writer", daemon=True)
         self._thread.start()
 
     # --- SpanProcessor ---
@@ -216,9 +214,7 @@ class DexcostSpanProcessor(SpanProcessor):
         new_internal = internal - self._reported_internal_errors
         try:
             if dropped:
-                logger.error(
-                    "dexcost dropped %d cost events because its queue was full", dropped
-                )
+                logger.error("dexcost dropped %d cost events because its queue was full", dropped)
                 buffer.add_counter("dropped_events", dropped)
             if new_internal > 0:
                 buffer.add_counter("internal_errors", new_internal)

@@ -122,11 +122,13 @@ class TrackedTask:
             f"task {task_type}", context=parent, kind=SpanKind.INTERNAL, attributes=attributes
         )
         # The context events of this task are parented to, built once.
-        self.span_context = trace.set_span_in_context(self.span)
+        self.span_context: otel_context.Context = trace.set_span_in_context(self.span)
 
     # --- totals ---
 
-    def add_event(self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens) -> None:
+    def add_event(
+        self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens
+    ) -> None:
         """Add one event's cost and tokens to this task and every task it is nested in.
 
         Called from any thread. A task's totals therefore include its sub-tasks.
@@ -136,7 +138,9 @@ class TrackedTask:
             task._add_own(cost, cost_status, cost_kind, tokens)
             task = task.parent_task
 
-    def _add_own(self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens) -> None:
+    def _add_own(
+        self, cost: Decimal | None, cost_status: str, cost_kind: str, tokens: Tokens
+    ) -> None:
         with self._lock:
             self._event_count += 1
             if cost is not None:
@@ -191,7 +195,9 @@ class TrackedTask:
     ) -> None:
         """Record a non-LLM cost (a paid API call, a tool run) as an ``external_cost`` event."""
         if not isinstance(service, str) or not service:
-            raise TypeError(f"service must be a non-empty string such as 'serpapi', got {service!r}")
+            raise TypeError(
+                f"service must be a non-empty string such as 'serpapi', got {service!r}"
+            )
         amount = parse_cost("cost_usd", cost_usd)
         attributes: dict[str, str | bool | int | float] = {semconv.SERVICE: service}
         if units is not None:
@@ -369,7 +375,9 @@ class SessionTasks:
                 auto=True,
             )
             self._open[key] = task
-            evicted = self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
+            evicted = (
+                self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
+            )
         if evicted is not None:
             evicted.end()
         return task
@@ -382,7 +390,9 @@ class SessionTasks:
             task.end()
 
 
-def resolve_task(runtime: Runtime, ctx: otel_context.Context, attribution: DexcostContext) -> TrackedTask:
+def resolve_task(
+    runtime: Runtime, ctx: otel_context.Context, attribution: DexcostContext
+) -> TrackedTask:
     """Return the task an event recorded in ``ctx`` belongs to."""
     task = current_task(ctx)
     if task is not None and task.status is None:
@@ -616,7 +626,6 @@ def task(
     )
 
 
-
 def _task_for_module_call() -> TrackedTask:
     from dexcost.runtime import require_runtime
 
@@ -634,7 +643,9 @@ def record_cost(
     metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Record a non-LLM cost in the current task, or the session task outside any task."""
-    _task_for_module_call().record_cost(service, cost_usd, units=units, unit=unit, metadata=metadata)
+    _task_for_module_call().record_cost(
+        service, cost_usd, units=units, unit=unit, metadata=metadata
+    )
 
 
 def record_llm_call(

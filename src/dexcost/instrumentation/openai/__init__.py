@@ -28,7 +28,13 @@ from dexcost.instrumentation.registry import Instrumentor
 
 # (module, sync class, async class, API kind, method names)
 _TARGETS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    ("openai.resources.chat.completions", "Completions", "AsyncCompletions", CHAT, ("create", "parse")),
+    (
+        "openai.resources.chat.completions",
+        "Completions",
+        "AsyncCompletions",
+        CHAT,
+        ("create", "parse"),
+    ),
     # openai 1.x kept the structured-output parse() under beta.
     ("openai.resources.beta.chat.completions", "Completions", "AsyncCompletions", CHAT, ("parse",)),
     ("openai.resources.responses", "Responses", "AsyncResponses", RESPONSES, ("create", "parse")),

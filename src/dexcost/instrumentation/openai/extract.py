@@ -30,7 +30,7 @@ def field(obj: Any, name: str) -> Any:
         return None
     # SDK models first: isinstance against the Mapping ABC is slow on the hot path.
     value = getattr(obj, name, None)
-    if value is not None or type(obj) is not dict and not isinstance(obj, Mapping):
+    if value is not None or (type(obj) is not dict and not isinstance(obj, Mapping)):
         return value
     return obj.get(name)
 

@@ -34,7 +34,10 @@ class SDKTypes:
         self.status_error = module.APIStatusError
         self.azure_clients: tuple[type, ...] = tuple(
             cls
-            for cls in (getattr(module, "AzureOpenAI", None), getattr(module, "AsyncAzureOpenAI", None))
+            for cls in (
+                getattr(module, "AzureOpenAI", None),
+                getattr(module, "AsyncAzureOpenAI", None),
+            )
             if isinstance(cls, type)
         )
 
@@ -45,7 +48,12 @@ class CallPlan:
     __slots__ = ("api", "call", "hide_usage_chunk", "kwargs", "raw_mode")
 
     def __init__(
-        self, api: str, call: LLMCall, kwargs: dict[str, Any], hide_usage_chunk: bool, raw_mode: str | None
+        self,
+        api: str,
+        call: LLMCall,
+        kwargs: dict[str, Any],
+        hide_usage_chunk: bool,
+        raw_mode: str | None,
     ) -> None:
         self.api = api
         self.call = call
@@ -62,7 +70,9 @@ def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _plan(runtime: Runtime, sdk: SDKTypes, api: str, instance: Any, kwargs: dict[str, Any]) -> CallPlan:
+def _plan(
+    runtime: Runtime, sdk: SDKTypes, api: str, instance: Any, kwargs: dict[str, Any]
+) -> CallPlan:
     client = getattr(instance, "_client", None)
     attributes: dict[str, str | bool | int | float] = {}
     model = kwargs.get("model")
@@ -175,7 +185,9 @@ def _finish_unknown(plan: CallPlan | None) -> None:
 
 
 def make_sync_wrapper(sdk: SDKTypes, api: str) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         runtime = current_runtime()
         if runtime is None:
             return wrapped(*args, **kwargs)
@@ -250,7 +262,9 @@ async def _handle_async_result(plan: CallPlan, sdk: SDKTypes, result: Any) -> No
         _record_parsed(plan, result)
 
 
-def close_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def close_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """Wrap ``Stream.close`` / ``AsyncStream.close``: a stream closed early is recorded now."""
     observer = getattr(instance, "_dexcost_observer", None)
     if observer is not None:
@@ -259,4 +273,3 @@ def close_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, .
         except Exception:
             errors.log_internal_error("recording a closed openai stream")
     return wrapped(*args, **kwargs)
-
