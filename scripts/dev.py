@@ -131,6 +131,7 @@ def run_tests(pytest_args: Sequence[str], *, recreate: bool) -> int:
         _delete(main_environment, openai1_environment)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("docs: mkdocs build --strict", lambda: build_docs(main_environment)),
+        ("static checks: ruff and mypy --strict on src", lambda: check_source(main_environment)),
         (
             "tests on openai 1.x: " + " ".join(OPENAI1_TEST_PATHS),
             lambda: run_openai1_tests(openai1_environment, pytest_args),
@@ -166,6 +167,14 @@ def build_docs(environment: Environment) -> None:
         command = [str(environment.python), "-m", "mkdocs", "build", "--strict", "--quiet"]
         _run([*command, "--site-dir", site], description="mkdocs build --strict")
     print("docs built without warnings")
+
+
+def check_source(environment: Environment) -> None:
+    prepare(environment)
+    python = str(environment.python)
+    _run([python, "-m", "ruff", "check", "src"], description="ruff check src")
+    _run([python, "-m", "mypy"], description="mypy (strict, settings in pyproject.toml)")
+    print("ruff and mypy found no problems")
 
 
 def run_openai1_tests(environment: Environment, pytest_args: Sequence[str]) -> None:
