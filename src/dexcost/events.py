@@ -15,7 +15,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import (
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+)
 
 from dexcost import semconv
 from dexcost.context import DexcostContext, hash_customer_id
@@ -39,6 +47,9 @@ class Tokens:
 
 
 NO_TOKENS = Tokens()
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
 
 # Cost kinds a task sums separately.
 LLM = "llm"
@@ -103,16 +114,31 @@ def emit_event(
 
     if end_ns is None:
         end_ns = time.time_ns()
-    span = runtime.tracer.start_span(
-        name,
-        context=parent,
-        kind=kind,
+    current_span = get_current_span(parent).get_span_context()
+    ids = runtime.id_generator
+    parent_span: SpanContext | None = None
+    if current_span.is_valid:
+        parent_span = current_span
+        trace_id = current_span.trace_id
+    else:
+        trace_id = ids.generate_trace_id()
+    # The finished span is built directly and handed to dexcost's processors. It has
+    # every field a span made by Tracer.start_span()/end() would have, at a fraction
+    # of the cost (~3 us instead of ~37 us measured here): no sampler run (dexcost
+    # records everything), no attribute re-validation (dexcost built them), no lock.
+    span = ReadableSpan(
+        name=name,
+        context=SpanContext(trace_id, ids.generate_span_id(), False, _SAMPLED),
+        parent=parent_span,
+        resource=runtime.resource,
         attributes=attributes,
+        kind=kind,
+        instrumentation_scope=runtime.scope,
+        status=_UNSET if error_type is None else Status(StatusCode.ERROR, error_type),
         start_time=start_ns if start_ns is not None else end_ns,
+        end_time=end_ns,
     )
-    if error_type is not None:
-        span.set_status(Status(StatusCode.ERROR, error_type))
-    span.end(end_time=end_ns)
+    runtime.span_processor.on_end(span)
     task.add_event(cost, cost_status, cost_kind, tokens)
 
 

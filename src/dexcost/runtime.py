@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from dexcost import pricing, semconv
@@ -44,10 +46,18 @@ class Runtime:
         self.redacted_fields = frozenset(config.redact_fields or ())
         self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
         self.processor = DexcostSpanProcessor(self.buffer_path)
+        # Event spans are built finished and go straight to this processor chain; task
+        # spans go through the provider's tracer, which feeds the same chain.
+        self.span_processor = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
+        self.id_generator = RandomIdGenerator()
+        self.resource = Resource.create({"dexcost.version": __version__})
+        self.scope = InstrumentationScope(semconv.SCOPE_NAME, __version__)
         self.provider = TracerProvider(
             sampler=ALWAYS_ON,
-            resource=Resource.create({"dexcost.version": __version__}),
+            resource=self.resource,
             shutdown_on_exit=False,
+            active_span_processor=self.span_processor,
+            id_generator=self.id_generator,
         )
         self.provider.add_span_processor(self.processor)
         if config.is_dev:

@@ -7,7 +7,9 @@ failure is logged and counted, and the caller still gets the SDK's own result.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +42,11 @@ class SDKTypes:
             )
             if isinstance(cls, type)
         )
+        # Provider and host of each client seen. NOTE: assigning client.base_url after
+        # the client's first call is not noticed; server.address keeps the old host.
+        self.client_facts: weakref.WeakKeyDictionary[Any, tuple[str, str | None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
 
 class CallPlan:
@@ -70,24 +77,36 @@ def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _plan(
-    runtime: Runtime, sdk: SDKTypes, api: str, instance: Any, kwargs: dict[str, Any]
-) -> CallPlan:
-    client = getattr(instance, "_client", None)
-    attributes: dict[str, str | bool | int | float] = {}
-    model = kwargs.get("model")
-    request_model = model if isinstance(model, str) else None
+def _client_facts(sdk: SDKTypes, client: Any) -> tuple[str, str | None]:
+    """Return the provider name and server host of an SDK client, cached per client."""
+    try:
+        return sdk.client_facts[client]
+    except (KeyError, TypeError):
+        pass
     provider = OPENAI
     if sdk.azure_clients and isinstance(client, sdk.azure_clients):
         provider = AZURE_OPENAI
+    host = getattr(getattr(client, "base_url", None), "host", None)
+    facts = (provider, host if isinstance(host, str) and host else None)
+    # A client that is not weak-referenceable is looked at again on its next call.
+    with contextlib.suppress(TypeError):
+        sdk.client_facts[client] = facts
+    return facts
+
+
+def _plan(
+    runtime: Runtime, sdk: SDKTypes, api: str, instance: Any, kwargs: dict[str, Any]
+) -> CallPlan:
+    attributes: dict[str, str | bool | int | float] = {}
+    model = kwargs.get("model")
+    request_model = model if isinstance(model, str) else None
+    provider, host = _client_facts(sdk, getattr(instance, "_client", None))
+    if host is not None:
+        attributes[semconv.SERVER_ADDRESS] = host
+    if provider == AZURE_OPENAI and request_model:
         # On Azure the request's model is the deployment name; the response names the
         # real model, which is what the price table knows.
-        if request_model:
-            attributes[semconv.AZURE_DEPLOYMENT] = request_model
-    base_url = getattr(client, "base_url", None)
-    host = getattr(base_url, "host", None)
-    if isinstance(host, str) and host:
-        attributes[semconv.SERVER_ADDRESS] = host
+        attributes[semconv.AZURE_DEPLOYMENT] = request_model
 
     raw_mode = _raw_mode(kwargs)
     streaming = kwargs.get("stream") is True

@@ -48,12 +48,12 @@ class StreamObserver:
     def observe(self, item: Any) -> bool:
         """Read one stream item; return True when it must be hidden from the caller."""
         if self.api == CHAT:
-            # Azure's first chunk carries content-filter results and an empty model.
+            raw_usage = field(item, "usage")
             if self.model is None:
+                # Azure's first chunk carries content-filter results and an empty model.
                 model = field(item, "model")
                 if isinstance(model, str) and model:
                     self.model = model
-            raw_usage = field(item, "usage")
             if raw_usage is not None:
                 self.usage = usage_from_chat(raw_usage)
                 tier = field(item, "service_tier")
