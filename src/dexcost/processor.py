@@ -56,17 +56,52 @@ class DexcostSpanProcessor(SpanProcessor):
         self._dropped = 0
         self._reported_internal_errors = errors.internal_error_count()
         self._shutdown = False
+        # Held by the writer around all SQLite work, and by fork() (see _before_fork).
+        self._io_lock = threading.Lock()
+        self._buffer: Buffer | None = None
         self._init_worker()
         weak_self = weakref.ref(self)
 
-        def _after_fork() -> None:
+        def before_fork() -> None:
             processor = weak_self()
-            if processor is not None and not processor._shutdown:
-                processor._init_worker()
+            if processor is not None:
+                processor._before_fork()
 
-        # The writer thread does not survive fork; the child starts its own, with an
-        # empty queue (the parent still owns and writes the spans it queued).
-        os.register_at_fork(after_in_child=_after_fork)
+        def after_fork_in_parent() -> None:
+            processor = weak_self()
+            if processor is not None:
+                processor._io_lock.release()
+
+        def after_fork_in_child() -> None:
+            processor = weak_self()
+            if processor is not None:
+                processor._io_lock = threading.Lock()
+                if not processor._shutdown:
+                    processor._init_worker()
+
+        os.register_at_fork(
+            before=before_fork,
+            after_in_parent=after_fork_in_parent,
+            after_in_child=after_fork_in_child,
+        )
+
+    def _before_fork(self) -> None:
+        """Fork with no SQLite connection open in this process.
+
+        SQLite keeps per-process lock state for each open database file; a child that
+        inherits it while the parent holds the file open gets "database is locked" on
+        its own connection. So the writer's connection is closed (under the I/O lock, so
+        never mid-transaction) and reopened on its next write. The writer thread does
+        not survive fork: the child starts its own with an empty queue, and the parent
+        keeps storing the spans it queued.
+        """
+        self._io_lock.acquire()
+        if self._buffer is not None:
+            try:
+                self._buffer.close()
+            except Exception:
+                errors.log_internal_error("closing the buffer before fork")
+            self._buffer = None
 
     def _init_worker(self) -> None:
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
@@ -133,22 +168,25 @@ class DexcostSpanProcessor(SpanProcessor):
         token = otel_context.attach(
             otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
         )
-        buffer: Buffer | None = None
         try:
             while True:
                 self._wake.wait(WRITE_INTERVAL_SECONDS)
                 self._wake.clear()
-                if buffer is None:
-                    buffer = self._open_buffer()
-                if buffer is not None:
-                    self._drain(buffer)
+                with self._io_lock:
+                    if self._buffer is None and self._queue:
+                        self._buffer = self._open_buffer()
+                    opened = self._buffer is not None
+                    if self._buffer is not None:
+                        self._drain(self._buffer)
                 if self._stopped.is_set() and not self._queue:
                     break
-                if buffer is None:
+                if not opened and self._queue:
                     time.sleep(_RETRY_DELAY_SECONDS)
         finally:
-            if buffer is not None:
-                buffer.close()
+            with self._io_lock:
+                if self._buffer is not None:
+                    self._buffer.close()
+                    self._buffer = None
             otel_context.detach(token)
 
     def _open_buffer(self) -> Buffer | None:
@@ -228,10 +266,14 @@ class DexcostSpanProcessor(SpanProcessor):
         """Store a span that ended after shutdown (e.g. a stream finished late) directly."""
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            buffer = Buffer.open(self.buffer_path)
-            try:
-                buffer.insert_spans([span])
-            finally:
-                buffer.close()
+            with self._io_lock:
+                self._store_late(span)
         finally:
             otel_context.detach(token)
+
+    def _store_late(self, span: ReadableSpan) -> None:
+        buffer = Buffer.open(self.buffer_path)
+        try:
+            buffer.insert_spans([span])
+        finally:
+            buffer.close()
