@@ -9,8 +9,6 @@ a provider SDK: an instrumentor patches its library when the application imports
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
-import importlib.util
 import logging
 import re
 import sys
@@ -19,9 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import ModuleType
 
-import wrapt
-
 from dexcost.errors import warn_user
+from dexcost.instrumentation.import_hook import when_imported
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +71,13 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def installed_version(spec: LibrarySpec) -> str | None:
-    """Return the installed version of the library's distribution, or None when absent."""
-    if importlib.util.find_spec(spec.module) is None:
-        return None
+    """Return the installed version of the library's distribution, or None when absent.
+
+    Called once the library is imported: ``importlib.metadata`` costs ~40 ms to import
+    here, which ``init()`` must not pay before the app loads any SDK.
+    """
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(spec.distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -143,20 +144,14 @@ class InstrumentationManager:
             for name, instrumentor in self._instrumentors.items():
                 if name not in wanted:
                     instrumentor.uninstrument()
-        for name in wanted:
+        for name in sorted(wanted):
             spec = LIBRARIES[name]
-            version = installed_version(spec)
-            if version is None:
-                continue
-            if not is_supported(spec, version):
-                self._warn_unsupported(spec, version)
-                continue
             with self._lock:
                 first_time = name not in self._hooked
                 self._hooked.add(name)
             if first_time:
                 # Runs the hook now if the module is already imported, else on import.
-                wrapt.register_post_import_hook(self._on_import, spec.module)
+                when_imported(spec.module, self._on_import)
             else:
                 module = sys.modules.get(spec.module)
                 if module is not None:
@@ -178,6 +173,11 @@ class InstrumentationManager:
         with self._lock:
             if name not in self._wanted:
                 return
+        spec = LIBRARIES[name]
+        version = installed_version(spec)
+        if version is not None and not is_supported(spec, version):
+            self._warn_unsupported(spec, version)
+            return
         try:
             instrumentor = self._get_instrumentor(name)
             instrumentor.instrument(module)

@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -106,8 +105,11 @@ def pricing_version() -> str:
     if sys.version_info < MIN_PYTHON:
         return UNAVAILABLE_SOURCE
     try:
+        # Imported here: importlib.metadata costs ~25 ms, which init() does not need.
+        from importlib import metadata
+
         return f"{DISTRIBUTION} {metadata.version(DISTRIBUTION)}"
-    except metadata.PackageNotFoundError:
+    except ImportError:  # metadata.PackageNotFoundError is an ImportError
         return UNAVAILABLE_SOURCE
 
 

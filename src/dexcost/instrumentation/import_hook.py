@@ -1,0 +1,95 @@
+"""Run a callback when a module is imported, or at once if it already was.
+
+dexcost patches an SDK only when the application imports it, so ``init()`` never pays
+for importing SDKs the application does not use. wrapt offers the same hook, but
+importing wrapt 2.x costs ~40 ms here (it imports asyncio), more than a third of the
+start-up budget, so the patching code imports wrapt only once an SDK is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
+Callback = Callable[[ModuleType], None]
+
+_lock = threading.Lock()
+_callbacks: dict[str, list[Callback]] = {}
+
+
+def when_imported(name: str, callback: Callback) -> None:
+    """Call ``callback(module)`` once module ``name`` is imported (now, if it already is)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        callback(module)
+        return
+    with _lock:
+        _callbacks.setdefault(name, []).append(callback)
+        if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _Finder())
+
+
+def _run_callbacks(name: str, module: ModuleType) -> None:
+    with _lock:
+        callbacks = _callbacks.pop(name, [])
+    for callback in callbacks:
+        callback(module)
+
+
+# The import system takes any object with these methods; subclassing importlib.abc
+# would cost another ~10 ms of imports at start-up.
+class _Finder:
+    """Find nothing itself: wrap the real loader of a watched module to run callbacks."""
+
+    _local = threading.local()
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if fullname not in _callbacks or getattr(self._local, "busy", False):
+            return None
+        # Ask the other finders, in order, as the import system would have.
+        self._local.busy = True
+        spec = None
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        finally:
+            self._local.busy = False
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _Loader(spec.loader)  # type: ignore[assignment]
+        return spec
+
+
+class _Loader:
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Keep the real loader visible to code that inspects __loader__ or __spec__.
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        _run_callbacks(module.__name__, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
