@@ -202,3 +202,57 @@ def test_buffer_path_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_explicit_buffer_path_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEXCOST_BUFFER_PATH", "/var/lib/app/dexcost.db")
     assert DexcostConfig(buffer_path="here.db").buffer_path == "here.db"
+
+
+def test_bare_prefix_says_nothing_follows() -> None:
+    with pytest.raises(ValueError, match="nothing after its prefix"):
+        DexcostConfig(api_key="dx_test_")
+
+
+@pytest.mark.parametrize("key", ["dx_live_abc def123456", "dx_live_abc\ndef123456"])
+def test_key_with_whitespace_rejected(key: str) -> None:
+    with pytest.raises(ValueError, match="spaces or control characters"):
+        DexcostConfig(api_key=key)
+
+
+def test_short_key_mask_hides_tail() -> None:
+    from dexcost.config import mask_key
+
+    assert mask_key("dx_live_abcde") == "dx_live_…"
+
+
+def test_endpoint_with_credentials_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEXCOST_ENDPOINT", "https://user:hunter2@collector.example.com")
+    with pytest.raises(ValueError) as info:
+        DexcostConfig()
+    assert "user name or password" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://[::1", "https://collector.example.com:99999", "https://exa mple.com"]
+)
+def test_malformed_endpoint_named(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    monkeypatch.setenv("DEXCOST_ENDPOINT", endpoint)
+    with pytest.raises(ValueError, match="DEXCOST_ENDPOINT"):
+        DexcostConfig()
+
+
+def test_huge_flush_interval_named() -> None:
+    with pytest.raises(ValueError, match="flush_interval"):
+        DexcostConfig(flush_interval=10**400)
+
+
+def test_storage_wrong_type_is_type_error() -> None:
+    with pytest.raises(TypeError, match="storage"):
+        DexcostConfig(storage=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_blank_buffer_path_rejected(value: str) -> None:
+    with pytest.raises(ValueError, match="buffer_path .* is empty"):
+        DexcostConfig(buffer_path=value)
+
+
+def test_environment_name_case_insensitive() -> None:
+    assert DexcostConfig(environment="Development").is_dev is True

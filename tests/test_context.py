@@ -131,11 +131,39 @@ def test_non_string_metadata_value_is_converted() -> None:
     assert context.metadata["seats"] == "12"
 
 
-def test_long_customer_is_cut() -> None:
-    with pytest.warns(RuntimeWarning, match="cut to 256"):
-        dexcost.set_context(customer_id="c" * 300)
+def test_long_customer_is_hashed() -> None:
+    import hashlib
 
-    assert _customer() == "c" * 256
+    long_id = "c" * 300
+    with pytest.warns(RuntimeWarning, match="limit 256"):
+        dexcost.set_context(customer_id=long_id)
+
+    assert _customer() == "sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+
+
+def test_long_customers_stay_distinct() -> None:
+    prefix = "tenant-" + "x" * 300
+    with pytest.warns(RuntimeWarning):
+        dexcost.set_context(customer_id=prefix + "-alice")
+    alice = _customer()
+    with pytest.warns(RuntimeWarning):
+        dexcost.set_context(customer_id=prefix + "-bob")
+
+    assert _customer() != alice
+
+
+def test_metadata_cap_holds_across_calls() -> None:
+    for batch in range(2):
+        entries = {f"m{batch}_{index}": "v" for index in range(20)}
+        if batch == 0:
+            dexcost.set_context(metadata=entries)
+        else:
+            with pytest.warns(RuntimeWarning, match="already has 32 entries"):
+                dexcost.set_context(metadata=entries)
+
+    context = dexcost.get_context()
+    assert context is not None
+    assert len(context.metadata) == 32
 
 
 def test_too_much_metadata_is_cut() -> None:

@@ -314,3 +314,45 @@ def test_exit_without_flush_stores_event(buffer_path: Path, tmp_path: Path) -> N
 
     llm_rows = [row for row in _rows(buffer_path) if row[0] == "llm_call"]
     assert llm_rows == [("llm_call", "exit_without_flush", "0.00036")]
+
+
+def test_init_rejects_garbage_buffer(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x00not sqlite\xff" * 500)
+    with pytest.raises(ValueError, match="buffer_path"):
+        dexcost.init(storage="local", buffer_path=str(garbage), auto_instrument=[])
+
+
+def test_init_leaves_other_app_database_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER)")
+    with pytest.raises(ValueError, match="not a dexcost buffer"):
+        dexcost.init(storage="local", buffer_path=str(other), auto_instrument=[])
+    tables = sqlite3.connect(other).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("users",)]
+    mode = sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "delete"
+
+
+def test_flush_zero_with_nothing_pending(buffer_path: Path) -> None:
+    _init(buffer_path)
+    assert dexcost.flush(0) is True
+
+
+@pytest.mark.parametrize("timeout", ["5", None, True])
+def test_flush_timeout_type_checked(timeout: object) -> None:
+    with pytest.raises(TypeError, match="timeout"):
+        dexcost.flush(timeout)  # type: ignore[arg-type]
+
+
+def test_shutdown_bad_timeout_changes_nothing(buffer_path: Path) -> None:
+    from dexcost.runtime import current_runtime
+
+    _init(buffer_path)
+    before = current_runtime()
+    with pytest.raises(ValueError, match="timeout"):
+        dexcost.shutdown(-1)
+    assert current_runtime() is before

@@ -648,3 +648,25 @@ def test_sequential_reuse_of_scope_works(dx: dexcost.DexcostConfig, stored: Stor
 
     assert sorted(row["cost_usd"] for row in stored("task")) == ["1", "2"]
 
+
+
+@pytest.mark.parametrize("cost", ["1e100000", "1000000000", 10**12])
+def test_implausible_cost_rejected(dx, cost: object) -> None:  # type: ignore[no-untyped-def]
+    with dexcost.task("bounds") as t, pytest.raises(ValueError, match="plausible"):
+        t.record_cost("serpapi", cost)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("units", [float("nan"), -5, float("inf")])
+def test_invalid_units_rejected(dx, units: float) -> None:  # type: ignore[no-untyped-def]
+    with dexcost.task("bounds") as t, pytest.raises(ValueError, match="units"):
+        t.record_cost("serpapi", "0.01", units=units)
+
+
+def test_long_task_type_rejected(dx) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="task_type"):
+        dexcost.task("t" * 257)
+
+
+def test_non_string_task_id_rejected(dx) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError, match="task_id"):
+        dexcost.task("triage", task_id=123)  # type: ignore[arg-type]

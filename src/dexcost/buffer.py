@@ -14,7 +14,6 @@ import sqlite3
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,9 +33,11 @@ from dexcost.buffer_schema import (
     SYNC_SYNCED,
     BufferOpenError,
     BufferSchemaError,
+    check_not_foreign,
     migrate,
     span_to_row,
 )
+from dexcost.errors import warn_user
 
 try:
     from opentelemetry.instrumentation.utils import (  # type: ignore[import-not-found, unused-ignore]
@@ -140,12 +141,10 @@ def resolve_buffer_path(buffer_path: str | os.PathLike[str] | None) -> Path:
             f"dexcost cannot write its default buffer {default} ({default_problem}) nor the "
             f"fallback {fallback} ({error}). Pass buffer_path= a file in a writable folder"
         ) from error
-    warnings.warn(
+    warn_user(
         f"dexcost cannot write its default buffer {default} ({default_problem}), so it "
         f"stores events in {fallback}, which the OS may delete. Pass buffer_path= to "
-        "dexcost.init() or make the home folder writable to keep them",
-        RuntimeWarning,
-        stacklevel=2,
+        "dexcost.init() or make the home folder writable to keep them"
     )
     return fallback
 
@@ -209,6 +208,8 @@ class Buffer:
                     "in a writable folder"
                 ) from error
             try:
+                connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                check_not_foreign(connection, path)
                 _configure(connection, path)
                 migrate(connection, path)
             except sqlite3.Error as error:
@@ -240,10 +241,27 @@ class Buffer:
                 errors.log_internal_error("converting a span for the buffer")
         if not rows:
             return 0
-        with self._transaction() as connection:
-            before = connection.total_changes
-            connection.executemany(INSERT_SPAN_SQL, rows)
-            return connection.total_changes - before
+        try:
+            with self._transaction() as connection:
+                before = connection.total_changes
+                connection.executemany(INSERT_SPAN_SQL, rows)
+                return connection.total_changes - before
+        except (OverflowError, ValueError, sqlite3.InterfaceError, sqlite3.IntegrityError):
+            # One bad row must not keep the whole batch out of the buffer forever:
+            # store the rows one by one and report those SQLite rejects.
+            return self._insert_one_by_one(rows)
+
+    def _insert_one_by_one(self, rows: Sequence[tuple[object, ...]]) -> int:
+        stored = 0
+        for row in rows:
+            try:
+                with self._transaction() as connection:
+                    before = connection.total_changes
+                    connection.execute(INSERT_SPAN_SQL, row)
+                    stored += connection.total_changes - before
+            except (OverflowError, ValueError, sqlite3.InterfaceError, sqlite3.IntegrityError):
+                errors.log_internal_error("storing a span the buffer rejected")
+        return stored
 
     def add_counter(self, name: str, delta: int) -> None:
         """Add ``delta`` to the persistent counter ``name``, creating it at 0 first."""

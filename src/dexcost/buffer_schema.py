@@ -149,6 +149,32 @@ def check_schema_version(found: int, path: Path) -> None:
         )
 
 
+# Tables that migration 1 creates; SQLite's own tables start with "sqlite_".
+DEXCOST_TABLES = frozenset({"spans", "counters", "sync_state"})
+
+
+def check_not_foreign(connection: sqlite3.Connection, path: Path) -> None:
+    """Raise BufferSchemaError if ``path`` is another application's SQLite database.
+
+    Runs before the buffer changes anything (journal mode, tables), so a mistyped
+    ``buffer_path`` can never alter someone else's database.
+    """
+    if read_schema_version(connection) != 0:
+        return
+    tables = {
+        name
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    foreign = sorted(tables - DEXCOST_TABLES)
+    if foreign:
+        raise BufferSchemaError(
+            f"{path} is not a dexcost buffer: it is a SQLite database with other tables "
+            f"({', '.join(foreign[:5])}). Pass a buffer_path= of its own"
+        )
+
+
 def migrate(connection: sqlite3.Connection, path: Path) -> int:
     """Apply the pending migrations and return the schema version now in force.
 
@@ -187,13 +213,23 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+# SQLite INTEGER is a signed 64-bit value; sqlite3 raises OverflowError past it.
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
 def _integer(value: object) -> int | None:
+    """Return ``value`` as an int column value, or None when it is not one SQLite can hold.
+
+    An out-of-range count (a provider bug) stays in the ``attributes`` JSON, which
+    holds integers of any size.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
     return None
 
 

@@ -22,7 +22,8 @@ def mask_key(key: str) -> str:
     """Return a key shortened so it can appear in messages: its prefix and last 4 characters."""
     for prefix in KEY_PREFIXES:
         if key.startswith(prefix):
-            return f"{prefix}…{key[-4:]}" if len(key) > len(prefix) + 4 else f"{prefix}…"
+            # Show the last 4 characters only when at least 12 stay hidden.
+            return f"{prefix}…{key[-4:]}" if len(key) >= len(prefix) + 16 else f"{prefix}…"
     if len(key) <= 6:
         return "…"
     return f"{key[:3]}…{key[-2:]}"
@@ -101,6 +102,11 @@ class DexcostConfig:
         if self.buffer_path is not None:
             _check_type("buffer_path", self.buffer_path, (str, os.PathLike), "pass a file path")
             self.buffer_path = os.fspath(self.buffer_path)
+            if not str(self.buffer_path).strip():
+                raise ValueError(
+                    f"buffer_path {self.buffer_path!r} is empty; pass the path of a file such "
+                    "as '/var/lib/myapp/dexcost.db', or None for the default"
+                )
         self._validate_catalog_url()
 
     def _read_api_key(self) -> None:
@@ -136,7 +142,7 @@ class DexcostConfig:
     @property
     def is_dev(self) -> bool:
         """True in development mode: events are printed and nothing is pushed."""
-        return self.environment == DEVELOPMENT
+        return self.environment is not None and self.environment.strip().lower() == DEVELOPMENT
 
     @property
     def storage_mode(self) -> Literal["local", "cloud"]:
@@ -179,6 +185,7 @@ class DexcostConfig:
     def _validate_storage(self) -> None:
         if self.storage is None or self.storage == "local":
             return
+        _check_type("storage", self.storage, str, "pass storage='local' or leave it None")
         raise ValueError(
             f"storage={self.storage!r} is not supported; pass storage='local' to keep events "
             "on this machine only, or leave storage=None to push them when an API key is set"
@@ -196,7 +203,14 @@ class DexcostConfig:
         fix = "Copy the key from the dexcost dashboard, or pass storage='local' to run without one"
         if not key:
             raise ValueError(f"{source} is empty; keys start with dx_live_ or dx_test_. {fix}")
-        if not key.startswith(KEY_PREFIXES) or len(key) <= len("dx_live_"):
+        if key in KEY_PREFIXES:
+            raise ValueError(f"{source} {key!r} has nothing after its prefix. {fix}")
+        if not key.isprintable() or any(character.isspace() for character in key):
+            raise ValueError(
+                f"{source} {mask_key(key)!r} contains spaces or control characters; "
+                f"check how it was copied. {fix}"
+            )
+        if not key.startswith(KEY_PREFIXES):
             hint = " (it looks like an OpenAI or Anthropic key)" if key.startswith("sk-") else ""
             raise ValueError(
                 f"{source} {mask_key(key)!r} is not a dexcost key{hint}: keys start with "
@@ -204,12 +218,24 @@ class DexcostConfig:
             )
 
     def _validate_endpoint(self, endpoint: str) -> str:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        fix = f"set it to the Control Layer base URL, e.g. {DEFAULT_ENDPOINT}"
+        try:
+            parts = urlsplit(endpoint)
+            port = parts.port  # raises ValueError for a port outside 0-65535
+        except ValueError as error:
             raise ValueError(
-                f"DEXCOST_ENDPOINT {endpoint!r} is not an http(s) URL; set it to the Control "
-                f"Layer base URL, e.g. {DEFAULT_ENDPOINT}"
+                f"DEXCOST_ENDPOINT {endpoint!r} is not a valid URL ({error}); {fix}"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"DEXCOST_ENDPOINT {endpoint!r} is not an http(s) URL; {fix}")
+        if parts.username is not None or parts.password is not None:
+            # The API key is sent in a header; credentials in the URL would be logged.
+            raise ValueError(
+                "DEXCOST_ENDPOINT must not contain a user name or password; "
+                f"{fix} and pass the key as DEXCOST_API_KEY"
             )
+        if any(character.isspace() for character in endpoint) or port == 0:
+            raise ValueError(f"DEXCOST_ENDPOINT {endpoint!r} is not a valid URL; {fix}")
         return endpoint.rstrip("/")
 
     def _validate_auto_instrument(self) -> None:
@@ -233,17 +259,25 @@ class DexcostConfig:
                 "(default 100)"
             )
         _check_type("flush_interval", self.flush_interval, (int, float), "pass seconds such as 5.0")
-        if not self.flush_interval > 0 or self.flush_interval == float("inf"):
+        try:
+            interval = float(self.flush_interval)
+        except OverflowError:
+            interval = float("inf")
+        if not interval > 0 or interval == float("inf"):
             raise ValueError(
                 f"flush_interval={self.flush_interval} is invalid; pass a positive number of "
                 "seconds (default 5.0)"
             )
-        self.flush_interval = float(self.flush_interval)
+        self.flush_interval = interval
 
     def _validate_retry_settings(self) -> None:
         window = self.retry_heuristic_window
         if window is not None:
             _check_type("retry_heuristic_window", window, (int, float), "pass seconds such as 60")
+            try:
+                window = float(window)
+            except OverflowError:
+                window = float("inf")
             if not window > 0 or window == float("inf"):
                 raise ValueError(
                     f"retry_heuristic_window={window} is invalid; pass a positive number of "

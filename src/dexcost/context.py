@@ -44,21 +44,44 @@ class DexcostContext:
 _EMPTY = DexcostContext()
 
 
+def _as_string(name: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    warn_user(
+        f"dexcost: {name} should be a string; {type(value).__name__} {value!r} was "
+        f"converted with str()"
+    )
+    return str(value)
+
+
 def _clean_id(name: str, value: object) -> str | None:
+    """Return an attribution id as a string of at most MAX_VALUE_LENGTH characters.
+
+    A longer id is replaced by ``sha256:<hex digest>`` rather than cut, because two
+    ids that differ only past the cut would otherwise be billed as one customer.
+    """
     if value is None:
         return None
-    if not isinstance(value, str):
+    text = _as_string(name, value)
+    if len(text) > MAX_VALUE_LENGTH:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         warn_user(
-            f"dexcost: {name} should be a string; {type(value).__name__} {value!r} was "
-            f"converted with str()"
+            f"dexcost: {name} is {len(text)} characters long (limit {MAX_VALUE_LENGTH}); it "
+            f"is recorded as sha256:{digest[:12]}…, its SHA-256 digest"
         )
-        value = str(value)
-    if len(value) > MAX_VALUE_LENGTH:
+        return f"sha256:{digest}"
+    return text
+
+
+def _clean_value(name: str, value: object) -> str:
+    """Return a metadata value as a string, cut to MAX_VALUE_LENGTH characters."""
+    text = _as_string(name, value)
+    if len(text) > MAX_VALUE_LENGTH:
         warn_user(
-            f"dexcost: {name} is {len(value)} characters long; it was cut to {MAX_VALUE_LENGTH}"
+            f"dexcost: {name} is {len(text)} characters long; it was cut to {MAX_VALUE_LENGTH}"
         )
-        value = value[:MAX_VALUE_LENGTH]
-    return value
+        text = text[:MAX_VALUE_LENGTH]
+    return text
 
 
 def _clean_metadata(metadata: object) -> dict[str, str]:
@@ -76,10 +99,11 @@ def _clean_metadata(metadata: object) -> dict[str, str]:
                 f"{MAX_METADATA_ITEMS} are kept"
             )
             break
-        clean_key = _clean_id("metadata key", key)
-        clean_value = _clean_id(f"metadata[{key!r}]", value)
-        if clean_key and clean_value is not None:
-            cleaned[clean_key] = clean_value
+        if value is None:
+            continue
+        clean_key = _clean_value("metadata key", key)
+        if clean_key:
+            cleaned[clean_key] = _clean_value(f"metadata[{key!r}]", value)
     return cleaned
 
 
@@ -107,7 +131,17 @@ def merged(
         changes["agent"] = _clean_id("agent", agent)
     if metadata is not None:
         combined = dict(base.metadata)
-        combined.update(_clean_metadata(metadata))
+        for key, value in _clean_metadata(metadata).items():
+            if key in combined or len(combined) < MAX_METADATA_ITEMS:
+                combined[key] = value
+            else:
+                # The cap holds for everything merged over several calls, not per call:
+                # unbounded metadata would crowd the span's own attributes out.
+                warn_user(
+                    f"dexcost: metadata already has {MAX_METADATA_ITEMS} entries; {key!r} and "
+                    "later new keys are not kept. Call clear_context() to start over"
+                )
+                break
         changes["metadata"] = MappingProxyType(combined)
     return replace(base, **changes) if changes else base  # type: ignore[arg-type]
 

@@ -104,6 +104,8 @@ class DexcostSpanProcessor(SpanProcessor):
             self._buffer = None
 
     def _init_worker(self) -> None:
+        # True while the writer holds spans it took off the queue but has not stored.
+        self._draining = False
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -134,6 +136,8 @@ class DexcostSpanProcessor(SpanProcessor):
         """Wait until every span queued before this call is stored; False on timeout."""
         if self._shutdown or not self._thread.is_alive():
             return not self._queue
+        if not self._queue and not self._draining:
+            return True
         marker = _FlushMarker()
         self._queue.append(marker)
         self._wake.set()
@@ -173,11 +177,15 @@ class DexcostSpanProcessor(SpanProcessor):
                 self._wake.wait(WRITE_INTERVAL_SECONDS)
                 self._wake.clear()
                 with self._io_lock:
-                    if self._buffer is None and self._queue:
-                        self._buffer = self._open_buffer()
-                    opened = self._buffer is not None
-                    if self._buffer is not None:
-                        self._drain(self._buffer)
+                    self._draining = True
+                    try:
+                        if self._buffer is None and self._queue:
+                            self._buffer = self._open_buffer()
+                        opened = self._buffer is not None
+                        if self._buffer is not None:
+                            self._drain(self._buffer)
+                    finally:
+                        self._draining = False
                 if self._stopped.is_set() and not self._queue:
                     break
                 if not opened and self._queue:

@@ -24,7 +24,7 @@ from opentelemetry.trace import Tracer
 
 from dexcost import pricing, semconv
 from dexcost._version import __version__
-from dexcost.buffer import resolve_buffer_path
+from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
 from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
 from dexcost.context import Privacy, set_privacy
@@ -45,6 +45,7 @@ class Runtime:
         self.config = config
         self.redacted_fields = frozenset(config.redact_fields or ())
         self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
+        _check_buffer(self.buffer_path)
         self.processor = DexcostSpanProcessor(self.buffer_path)
         # Event spans are built finished and go straight to this processor chain; task
         # spans go through the provider's tracer, which feeds the same chain.
@@ -73,6 +74,18 @@ class Runtime:
         self.processor.shutdown(int(timeout * 1000))
         # The provider's other processors (the dev console) hold no data.
         self.provider.shutdown()
+
+
+def _check_buffer(path: Path) -> None:
+    """Open the buffer once, so a file that cannot be a dexcost buffer fails init().
+
+    Without this, a wrong ``buffer_path`` would only show up later, on the writer
+    thread, as events that never get stored.
+    """
+    try:
+        Buffer.open(path).close()
+    except BufferOpenError as error:
+        raise ValueError(f"buffer_path: {error}") from None
 
 
 _lock = threading.RLock()
@@ -151,16 +164,26 @@ def init(
     return config
 
 
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds such as 5.0, got {timeout!r}")
+    if not 0 <= timeout < float("inf"):
+        raise ValueError(f"timeout={timeout} is invalid; pass a number of seconds, 0 or more")
+    return float(timeout)
+
+
 def flush(timeout: float = 5.0) -> bool:
     """Store every event recorded so far in the local buffer; False if ``timeout`` ran out."""
+    seconds = _check_timeout(timeout)
     runtime = _runtime
     if runtime is None:
         return True
-    return runtime.flush(timeout)
+    return runtime.flush(seconds)
 
 
 def shutdown(timeout: float = 5.0) -> None:
     """End open session tasks, store all events, stop dexcost and remove its patches."""
+    timeout = _check_timeout(timeout)
     global _runtime
     with _lock:
         runtime, _runtime = _runtime, None

@@ -37,6 +37,11 @@ _ZERO = Decimal(0)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Upper bound on one recorded cost: catches unit mix-ups and absurd input such as
+# "1e100000", which would otherwise be stored as a 100 KB number.
+MAX_COST_USD = Decimal(1_000_000_000)
+MAX_TASK_TYPE_LENGTH = 256
+
 COMPLETED = "completed"
 FAILED = "failed"
 SESSION_TASK_TYPE = "agent_session"
@@ -70,6 +75,11 @@ def parse_cost(name: str, value: object) -> Decimal:
         ) from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"{name}={value!r} is invalid; pass a finite, non-negative USD amount")
+    if amount >= MAX_COST_USD:
+        raise ValueError(
+            f"{name}={value!r} is not a plausible cost of one operation (limit "
+            f"{MAX_COST_USD:,} USD); pass USD, not cents or micro-dollars"
+        )
     return amount
 
 
@@ -202,6 +212,8 @@ class TrackedTask:
         if units is not None:
             if isinstance(units, bool) or not isinstance(units, (int, float)):
                 raise TypeError(f"units must be a number, got {units!r}")
+            if not 0 <= units < float("inf"):
+                raise ValueError(f"units={units!r} is invalid; pass a finite number, 0 or more")
             attributes[semconv.UNITS] = units
         if unit is not None:
             attributes[semconv.UNIT] = str(unit)
@@ -415,6 +427,13 @@ class TaskScope:
             raise TypeError(
                 f"task_type must be a non-empty string such as 'support_ticket', got {task_type!r}"
             )
+        if len(task_type) > MAX_TASK_TYPE_LENGTH:
+            raise ValueError(
+                f"task_type is {len(task_type)} characters long; use a short name for the kind "
+                f"of work (at most {MAX_TASK_TYPE_LENGTH}) and put details in metadata="
+            )
+        if task_id is not None and (not isinstance(task_id, str) or not task_id):
+            raise TypeError(f"task_id must be a non-empty string, got {task_id!r}")
         self._task_type = task_type
         self._customer_id = customer_id
         self._project_id = project_id

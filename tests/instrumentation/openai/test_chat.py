@@ -216,3 +216,49 @@ def test_parse_cut_at_length_still_priced(client, fake: FakeOpenAI, llm_events) 
     (event,) = llm_events()
     assert Decimal(event["cost_usd"]) == Decimal("0.00036")
     assert event["attributes"]["error.type"] == "LengthFinishReasonError"
+
+
+def _chat_body(usage: dict) -> dict:  # type: ignore[type-arg]
+    return {
+        "id": "chatcmpl-odd",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def test_oversized_count_does_not_block_storage(client, fake: FakeOpenAI, llm_events) -> None:
+    fake.enqueue(FakeReply(body=_chat_body({"prompt_tokens": 2**63, "completion_tokens": 1})))
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    events = llm_events()
+    assert len(events) == 4
+    assert events[0]["input_tokens"] is None
+    assert events[0]["attributes"]["gen_ai.usage.input_tokens"] == 2**63
+    assert [Decimal(event["cost_usd"]) for event in events[1:]] == [Decimal("0.00036")] * 3
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -5, "completion_tokens": 10},
+        {"prompt_tokens": 10, "completion_tokens": -3},
+        {"prompt_tokens": 10, "completion_tokens": 2.5},
+    ],
+)
+def test_invalid_counts_are_usage_unknown(client, fake: FakeOpenAI, llm_events, usage) -> None:
+    fake.enqueue(FakeReply(body=_chat_body(usage)))
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    (event,) = llm_events()
+    assert event["cost_status"] == "usage_unknown"
+    assert event["input_tokens"] is None

@@ -35,53 +35,66 @@ def field(obj: Any, name: str) -> Any:
     return obj.get(name)
 
 
+class _InvalidUsage(Exception):
+    """A usage field holds something other than a non-negative whole number."""
+
+
 def _count(obj: Any, name: str) -> int:
+    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value.
+
+    A negative or non-integer count is a provider or proxy bug. Pricing around it
+    would under- or over-bill, so the whole usage is treated as unknown instead.
+    """
     value = field(obj, name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _InvalidUsage(name)
+    return value
 
 
 def usage_from_chat(usage: Any) -> TokenUsage | None:
-    """Convert a chat-completions ``usage`` object; None when the response has none."""
-    if usage is None:
+    """Convert a chat-completions ``usage`` object; None when absent or invalid."""
+    if usage is None or field(usage, "prompt_tokens") is None:
         return None
-    prompt = field(usage, "prompt_tokens")
-    if not isinstance(prompt, int):
+    try:
+        prompt_details = field(usage, "prompt_tokens_details")
+        completion_details = field(usage, "completion_tokens_details")
+        return TokenUsage(
+            input_tokens=_count(usage, "prompt_tokens"),
+            output_tokens=_count(usage, "completion_tokens"),
+            cache_read_tokens=_count(prompt_details, "cached_tokens"),
+            input_audio_tokens=_count(prompt_details, "audio_tokens"),
+            reasoning_tokens=_count(completion_details, "reasoning_tokens"),
+            output_audio_tokens=_count(completion_details, "audio_tokens"),
+        )
+    except _InvalidUsage:
         return None
-    prompt_details = field(usage, "prompt_tokens_details")
-    completion_details = field(usage, "completion_tokens_details")
-    return TokenUsage(
-        input_tokens=prompt,
-        output_tokens=_count(usage, "completion_tokens"),
-        cache_read_tokens=_count(prompt_details, "cached_tokens"),
-        input_audio_tokens=_count(prompt_details, "audio_tokens"),
-        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
-        output_audio_tokens=_count(completion_details, "audio_tokens"),
-    )
 
 
 def usage_from_responses(usage: Any) -> TokenUsage | None:
-    """Convert a Responses API ``usage`` object; None when the response has none."""
-    if usage is None:
+    """Convert a Responses API ``usage`` object; None when absent or invalid."""
+    if usage is None or field(usage, "input_tokens") is None:
         return None
-    input_tokens = field(usage, "input_tokens")
-    if not isinstance(input_tokens, int):
+    try:
+        return TokenUsage(
+            input_tokens=_count(usage, "input_tokens"),
+            output_tokens=_count(usage, "output_tokens"),
+            cache_read_tokens=_count(field(usage, "input_tokens_details"), "cached_tokens"),
+            reasoning_tokens=_count(field(usage, "output_tokens_details"), "reasoning_tokens"),
+        )
+    except _InvalidUsage:
         return None
-    return TokenUsage(
-        input_tokens=input_tokens,
-        output_tokens=_count(usage, "output_tokens"),
-        cache_read_tokens=_count(field(usage, "input_tokens_details"), "cached_tokens"),
-        reasoning_tokens=_count(field(usage, "output_tokens_details"), "reasoning_tokens"),
-    )
 
 
 def usage_from_embeddings(usage: Any) -> TokenUsage | None:
-    """Convert an embeddings ``usage`` object (input tokens only)."""
-    if usage is None:
+    """Convert an embeddings ``usage`` object (input tokens only); None when absent or invalid."""
+    if usage is None or field(usage, "prompt_tokens") is None:
         return None
-    prompt = field(usage, "prompt_tokens")
-    if not isinstance(prompt, int):
+    try:
+        return TokenUsage(input_tokens=_count(usage, "prompt_tokens"))
+    except _InvalidUsage:
         return None
-    return TokenUsage(input_tokens=prompt)
 
 
 USAGE_READERS = {
