@@ -409,3 +409,18 @@ def test_newer_schema_asks_for_upgrade(populated_db: tuple[Path, int]) -> None:
 
 def test_version_option_prints_version() -> None:
     assert __version__ in run_cli("--version").output
+
+
+def test_status_key_rules_match_init() -> None:
+    from dexcost.status import storage_settings
+
+    assert storage_settings({"DEXCOST_API_KEY": "dx_test_ab cd"}) == (None, "invalid")
+
+
+def test_status_dev_mode_case_insensitive() -> None:
+    from dexcost.status import storage_settings
+
+    settings = storage_settings(
+        {"DEXCOST_API_KEY": "dx_live_abcdefghijklmnop", "DEXCOST_ENV": "Development"}
+    )
+    assert settings == ("local", "live")

@@ -670,3 +670,9 @@ def test_long_task_type_rejected(dx) -> None:  # type: ignore[no-untyped-def]
 def test_non_string_task_id_rejected(dx) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TypeError, match="task_id"):
         dexcost.task("triage", task_id=123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("provider", "model"), [(5, "gpt-4o-mini"), ("openai", "")])
+def test_record_llm_call_names_checked(dx, provider: object, model: object) -> None:  # type: ignore[no-untyped-def]
+    with dexcost.task("checks") as t, pytest.raises(TypeError):
+        t.record_llm_call(provider, model, 10, 0)  # type: ignore[arg-type]

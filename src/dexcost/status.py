@@ -46,8 +46,6 @@ LLM_SDK_DISTRIBUTIONS: Final = (
 )
 
 # Same prefixes and minimum length that DexcostConfig accepts.
-_KEY_PREFIXES: Final = ("dx_live_", "dx_test_")
-_DEVELOPMENT: Final = "development"
 
 
 class StatusError(Exception):
@@ -79,15 +77,16 @@ def storage_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None
     invalid key ``init()`` raises, so ``storage_mode`` is None. Arguments passed
     to ``init()`` in code (``api_key=``, ``storage="local"``) are not visible here.
     """
+    from dexcost.config import DexcostConfig
+
     key = environ.get("DEXCOST_API_KEY", "").strip()
-    if not key:
-        return "local", None
-    if not key.startswith(_KEY_PREFIXES) or len(key) <= len(_KEY_PREFIXES[0]):
+    environment = environ.get("DEXCOST_ENV", "").strip() or None
+    try:
+        # The same validation and rules as init(), on the given environment only.
+        config = DexcostConfig(api_key=key or None, environment=environment, buffer_path="-")
+    except (TypeError, ValueError):
         return None, "invalid"
-    key_type = "live" if key.startswith("dx_live_") else "test"
-    if environ.get("DEXCOST_ENV", "").strip() == _DEVELOPMENT:
-        return "local", key_type
-    return "cloud", key_type
+    return config.storage_mode, config.key_type
 
 
 def pricing_version() -> str | None:

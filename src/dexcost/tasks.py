@@ -255,6 +255,13 @@ class TrackedTask:
         from dexcost.llm import LLMCall
         from dexcost.pricing import TokenUsage
 
+        for name, text in (("provider", provider), ("model", model)):
+            if not isinstance(text, str) or not text:
+                raise TypeError(
+                    f"{name} must be a non-empty string such as 'openai' or 'gpt-4o-mini', "
+                    f"got {text!r}"
+                )
+
         for name, value in (
             ("input_tokens", input_tokens),
             ("output_tokens", output_tokens),
