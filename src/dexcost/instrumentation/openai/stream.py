@@ -10,6 +10,7 @@ usage when the usage chunk arrived, else as ``usage_unknown``.
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -73,6 +74,33 @@ class StreamObserver:
                 if event_type in FINAL_RESPONSE_EVENTS:
                     self.usage = usage_from_responses(field(response, "usage"))
         return False
+
+    def take_usage_event(self, data: str) -> bool:
+        """Read the usage chunk dexcost asked for from its raw event; True to drop it.
+
+        The SDK would build a pydantic model for the chunk only for dexcost to hide it
+        again, which costs more than the rest of dexcost's work on a call. Other events
+        are left to the SDK untouched; the text checks keep their cost near zero.
+        """
+        position = data.find('"usage"')
+        if position < 0:
+            return False
+        after = data[position + 7 :].lstrip(" :")
+        if after.startswith("null"):
+            return False
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict) or chunk.get("choices"):
+            return False
+        usage = usage_from_chat(chunk.get("usage"))
+        if usage is None:
+            return False
+        self.usage = usage
+        tier = chunk.get("service_tier")
+        if isinstance(tier, str):
+            self.tier = tier
+        if self.model is None and isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"]
+        return True
 
     def finish(self, error: BaseException | None = None) -> None:
         """Record the call; later calls do nothing."""
@@ -140,11 +168,51 @@ def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool
         stream._iterator = _observe_async(inner, observer)
     else:
         stream._iterator = _observe_sync(inner, observer)
+    if observer.hide_usage_chunk:
+        _filter_raw_events(stream, observer, is_async=is_async)
     setattr(stream, OBSERVER_ATTRIBUTE, observer)
     # Safety net for a stream dropped unread: the observer holds no reference to the
     # stream, so this fires when the stream is collected.
     weakref.finalize(stream, observer.finish)
     return True
+
+
+def _take(observer: StreamObserver, event: Any) -> bool:
+    try:
+        data = event.data
+        return isinstance(data, str) and observer.take_usage_event(data)
+    except Exception:
+        errors.log_internal_error("reading an openai stream event")
+        return False
+
+
+def _filter_raw_events(stream: Any, observer: StreamObserver, *, is_async: bool) -> None:
+    """Route the stream's server-sent events through ``observer.take_usage_event``.
+
+    The SDK's item generator looks up ``_iter_events`` on the stream when it starts, so
+    an attribute set on the instance before the first item takes its place. Present on
+    ``Stream`` and ``AsyncStream`` from openai 1.0 through 3.x; without it, the usage
+    chunk is read and hidden at the item level instead.
+    """
+    original = getattr(stream, "_iter_events", None)
+    if original is None:
+        return
+    if is_async:
+
+        async def iter_events_async() -> AsyncIterator[Any]:
+            async for event in original():
+                if not _take(observer, event):
+                    yield event
+
+        stream._iter_events = iter_events_async
+    else:
+
+        def iter_events() -> Iterator[Any]:
+            for event in original():
+                if not _take(observer, event):
+                    yield event
+
+        stream._iter_events = iter_events
 
 
 def observer_of(stream: Any) -> StreamObserver | None:
