@@ -31,6 +31,7 @@ from dexcost.context import Privacy, set_privacy
 from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.tasks import SessionTasks
+from dexcost.threads import patch_threads, unpatch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def init(
         if old is not None:
             old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
         _instrumentation.apply(config.auto_instrument)
+        patch_threads()
         pricing.warm_up()
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
@@ -188,6 +190,7 @@ def shutdown(timeout: float = 5.0) -> None:
     with _lock:
         runtime, _runtime = _runtime, None
         _instrumentation.uninstrument_all()
+        unpatch_threads()
     if runtime is not None:
         runtime.shutdown(timeout)
 
