@@ -51,6 +51,15 @@ _SPECS: tuple[LibrarySpec, ...] = (
         max_version_exclusive=(4,),
         instrumentor="dexcost.instrumentation.openai:OpenAIInstrumentor",
     ),
+    LibrarySpec(
+        name="anthropic",
+        module="anthropic",
+        distribution="anthropic",
+        # 0.40 through 2.x (2.x runs on httpx2); 3.x does not exist yet.
+        min_version=(0, 40),
+        max_version_exclusive=(3,),
+        instrumentor="dexcost.instrumentation.anthropic:AnthropicInstrumentor",
+    ),
 )
 
 LIBRARIES: dict[str, LibrarySpec] = {spec.name: spec for spec in _SPECS}
