@@ -9,6 +9,7 @@ from dexcost.instrumentation.openai.stream import StreamObserver
 
 class _Call:
     finished = False
+    provider = "openai"
 
 
 @pytest.fixture
@@ -50,3 +51,19 @@ def test_spaced_usage_chunk_taken(observer: StreamObserver) -> None:
 )
 def test_other_events_left_to_sdk(observer: StreamObserver, data: str) -> None:
     assert observer.take_usage_event(data) is False
+
+
+def test_openrouter_stream_cost_taken() -> None:
+    class _OpenRouterCall(_Call):
+        provider = "openrouter"
+
+    observer = StreamObserver(_OpenRouterCall(), "chat", hide_usage_chunk=True)  # type: ignore[arg-type]
+    chunk = '{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2,"cost":0.0000123}}'
+    assert observer.take_usage_event(chunk) is True
+    assert str(observer.reported_cost) == "0.0000123"
+
+
+def test_other_provider_cost_ignored(observer: StreamObserver) -> None:
+    chunk = '{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2,"cost":5}}'
+    assert observer.take_usage_event(chunk) is True
+    assert observer.reported_cost is None

@@ -9,6 +9,7 @@ Usage is normalised to the OpenTelemetry GenAI meaning, which OpenAI already use
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dexcost.pricing import TokenUsage
@@ -114,3 +115,18 @@ def read_result(api: str, result: Any) -> tuple[str | None, TokenUsage | None, s
         usage,
         tier if isinstance(tier, str) else None,
     )
+
+
+def reported_cost(usage: Any) -> Decimal | None:
+    """Return the USD cost a provider stated in ``usage.cost``, or None if absent or invalid.
+
+    The JSON number is converted through its decimal text, so 0.00036 stays 0.00036.
+    """
+    value = field(usage, "cost")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None

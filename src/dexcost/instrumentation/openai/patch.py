@@ -14,7 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dexcost import errors, semconv
-from dexcost.instrumentation.openai.extract import CHAT, OPERATION_NAMES, read_result
+from dexcost.instrumentation.openai.extract import (
+    CHAT,
+    OPERATION_NAMES,
+    field,
+    read_result,
+    reported_cost,
+)
+from dexcost.instrumentation.openai.providers import REPORTS_COST, provider_for
 from dexcost.instrumentation.openai.stream import StreamObserver, arm_stream
 from dexcost.llm import LLMCall
 from dexcost.runtime import Runtime, current_runtime
@@ -83,11 +90,15 @@ def _client_facts(sdk: SDKTypes, client: Any) -> tuple[str, str | None]:
         return sdk.client_facts[client]
     except (KeyError, TypeError):
         pass
-    provider = OPENAI
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    host = host if isinstance(host, str) and host else None
+    port = getattr(base_url, "port", None)
     if sdk.azure_clients and isinstance(client, sdk.azure_clients):
         provider = AZURE_OPENAI
-    host = getattr(getattr(client, "base_url", None), "host", None)
-    facts = (provider, host if isinstance(host, str) and host else None)
+    else:
+        provider = provider_for(host, port if isinstance(port, int) else None)
+    facts = (provider, host)
     # A client that is not weak-referenceable is looked at again on its next call.
     with contextlib.suppress(TypeError):
         sdk.client_facts[client] = facts
@@ -162,7 +173,10 @@ def _record_error(plan: CallPlan, sdk: SDKTypes, exc: BaseException) -> None:
 
 def _record_parsed(plan: CallPlan, result: Any) -> None:
     model, usage, tier = read_result(plan.api, result)
-    plan.call.finish(response_model=model, usage=usage, service_tier=tier)
+    reported = None
+    if usage is not None and plan.call.provider in REPORTS_COST:
+        reported = reported_cost(field(result, "usage"))
+    plan.call.finish(response_model=model, usage=usage, service_tier=tier, reported_cost=reported)
 
 
 def _handle_result(plan: CallPlan, sdk: SDKTypes, result: Any) -> None:

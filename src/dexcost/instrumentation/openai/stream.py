@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any
 
 from dexcost import errors
@@ -21,9 +22,11 @@ from dexcost.instrumentation.openai.extract import (
     FINAL_RESPONSE_EVENTS,
     RESPONSES,
     field,
+    reported_cost,
     usage_from_chat,
     usage_from_responses,
 )
+from dexcost.instrumentation.openai.providers import REPORTS_COST
 from dexcost.llm import LLMCall
 from dexcost.pricing import TokenUsage
 
@@ -34,7 +37,16 @@ OBSERVER_ATTRIBUTE = "_dexcost_observer"
 class StreamObserver:
     """Collect model and usage from stream items and finish the call exactly once."""
 
-    __slots__ = ("__weakref__", "api", "call", "hide_usage_chunk", "model", "tier", "usage")
+    __slots__ = (
+        "__weakref__",
+        "api",
+        "call",
+        "hide_usage_chunk",
+        "model",
+        "reported_cost",
+        "tier",
+        "usage",
+    )
 
     def __init__(self, call: LLMCall, api: str, *, hide_usage_chunk: bool) -> None:
         self.call = call
@@ -45,6 +57,7 @@ class StreamObserver:
         self.model: str | None = None
         self.tier: str | None = None
         self.usage: TokenUsage | None = None
+        self.reported_cost: Decimal | None = None
 
     def observe(self, item: Any) -> bool:
         """Read one stream item; return True when it must be hidden from the caller."""
@@ -57,6 +70,7 @@ class StreamObserver:
                     self.model = model
             if raw_usage is not None:
                 self.usage = usage_from_chat(raw_usage)
+                self._read_reported_cost(raw_usage)
                 tier = field(item, "service_tier")
                 self.tier = tier if isinstance(tier, str) else self.tier
                 return self.hide_usage_chunk and not field(item, "choices")
@@ -95,12 +109,17 @@ class StreamObserver:
         if usage is None:
             return False
         self.usage = usage
+        self._read_reported_cost(chunk.get("usage"))
         tier = chunk.get("service_tier")
         if isinstance(tier, str):
             self.tier = tier
         if self.model is None and isinstance(chunk.get("model"), str) and chunk["model"]:
             self.model = chunk["model"]
         return True
+
+    def _read_reported_cost(self, raw_usage: Any) -> None:
+        if self.call.provider in REPORTS_COST:
+            self.reported_cost = reported_cost(raw_usage)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Record the call; later calls do nothing."""
@@ -110,6 +129,7 @@ class StreamObserver:
             self.call.finish(
                 response_model=self.model,
                 usage=self.usage,
+                reported_cost=self.reported_cost if self.usage is not None else None,
                 service_tier=self.tier,
                 error_type=type(error).__name__ if error is not None else None,
             )
