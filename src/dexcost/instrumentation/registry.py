@@ -60,6 +60,15 @@ _SPECS: tuple[LibrarySpec, ...] = (
         max_version_exclusive=(3,),
         instrumentor="dexcost.instrumentation.anthropic:AnthropicInstrumentor",
     ),
+    LibrarySpec(
+        name="google_genai",
+        module="google.genai",
+        distribution="google-genai",
+        # 2.25 and 3.6 were read and have the same per-request methods. 4.x was not read.
+        min_version=(2, 25),
+        max_version_exclusive=(4,),
+        instrumentor="dexcost.instrumentation.google_genai:GoogleGenAIInstrumentor",
+    ),
 )
 
 LIBRARIES: dict[str, LibrarySpec] = {spec.name: spec for spec in _SPECS}
