@@ -27,22 +27,20 @@ transport is requested.
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from dexcost.demo._server import LoopbackHTTPServer, WireResponse
+from dexcost.demo._fake_api import FakeAPI, LoopbackServing
+from dexcost.demo._server import WireResponse
 
 if TYPE_CHECKING:
-    import httpx
-    import httpx2
+    pass
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -165,7 +163,7 @@ def error_body(message: str, *, error_type: str = "invalid_request_error") -> JS
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeAPI):
     """Reply logic and state of the fake API, shared by every transport.
 
     ``usage`` applies to every reply not overridden by a queued one, ``models``
@@ -255,76 +253,17 @@ class FakeAnthropic:
             )
         return _json(200, message(message_id, model, usage, "".join(pieces)), reply.headers)
 
-    def httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` serving this fake (anthropic before 2.x)."""
-        return self._mock_transport("httpx", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` for ``httpx.AsyncClient``."""
-        return self._mock_transport("httpx", asynchronous=True)  # type: ignore[no-any-return]
-
-    def httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` serving this fake (anthropic 2.x)."""
-        return self._mock_transport("httpx2", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` for ``httpx2.AsyncClient``."""
-        return self._mock_transport("httpx2", asynchronous=True)  # type: ignore[no-any-return]
-
-    def _mock_transport(self, module_name: str, *, asynchronous: bool) -> Any:
-        # A stream body must be an async iterator for async clients and a plain
-        # iterator for sync ones, or the client raises.
-        module = importlib.import_module(module_name)
-
-        def handler(request: Any) -> Any:
-            wire = self.handle(
-                request.method,
-                request.url.raw_path.decode("ascii"),
-                dict(request.headers.items()),
-                request.content,
-            )
-            content: Any = wire.body
-            if wire.frames is not None:
-                content = _aiter_frames(wire.frames) if asynchronous else iter(wire.frames)
-            return module.Response(wire.status, headers=wire.headers, content=content)
-
-        return module.MockTransport(handler)
-
     def _next_reply(self) -> FakeAnthropicReply:
         with self._lock:
             return self._replies.popleft() if self._replies else FakeAnthropicReply()
 
 
-class FakeAnthropicServer(FakeAnthropic):
+class FakeAnthropicServer(LoopbackServing, FakeAnthropic):
     """``FakeAnthropic`` served over real HTTP on 127.0.0.1 at a free port.
 
     Use it as a context manager, or call ``start()`` and ``stop()``, and point
     ``anthropic.Anthropic(base_url=server.base_url)`` at it.
     """
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._http = LoopbackHTTPServer(self.handle)
-
-    def start(self) -> FakeAnthropicServer:
-        """Start serving from a daemon thread and return self."""
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call more than once."""
-        self._http.stop()
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -436,8 +375,3 @@ def _error(status: int, message: str, error_type: str = "invalid_request_error")
 def _sse(event: JSONObject) -> bytes:
     data = json.dumps(event, separators=(",", ":"))
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
-
-
-async def _aiter_frames(frames: Sequence[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame

@@ -29,22 +29,20 @@ prompt count; the last chunk carries the final counts and ``finishReason``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dexcost.demo._server import LoopbackHTTPServer, WireResponse
+from dexcost.demo._fake_api import FakeAPI, LoopbackServing
+from dexcost.demo._server import WireResponse
 
 if TYPE_CHECKING:
-    import httpx
-    import httpx2
+    pass
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -152,7 +150,7 @@ def error_body(status: int, message: str) -> JSONObject:
     return {"error": {"code": status, "message": message, "status": _STATUSES.get(status, "")}}
 
 
-class FakeGemini:
+class FakeGemini(FakeAPI):
     """Reply logic and state of the fake API, shared by every transport.
 
     ``usage`` applies to every reply not overridden by a queued one, and ``text`` is
@@ -256,76 +254,17 @@ class FakeGemini:
             }
         return reply
 
-    def httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` serving this fake."""
-        return self._mock_transport("httpx", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` for ``httpx.AsyncClient``."""
-        return self._mock_transport("httpx", asynchronous=True)  # type: ignore[no-any-return]
-
-    def httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` serving this fake."""
-        return self._mock_transport("httpx2", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` for ``httpx2.AsyncClient``."""
-        return self._mock_transport("httpx2", asynchronous=True)  # type: ignore[no-any-return]
-
-    def _mock_transport(self, module_name: str, *, asynchronous: bool) -> Any:
-        # A stream body must be an async iterator for async clients and a plain
-        # iterator for sync ones, or the client raises.
-        module = importlib.import_module(module_name)
-
-        def handler(request: Any) -> Any:
-            wire = self.handle(
-                request.method,
-                request.url.raw_path.decode("ascii"),
-                dict(request.headers.items()),
-                request.content,
-            )
-            content: Any = wire.body
-            if wire.frames is not None:
-                content = _aiter_frames(wire.frames) if asynchronous else iter(wire.frames)
-            return module.Response(wire.status, headers=wire.headers, content=content)
-
-        return module.MockTransport(handler)
-
     def _next_reply(self) -> FakeGeminiReply:
         with self._lock:
             return self._replies.popleft() if self._replies else FakeGeminiReply()
 
 
-class FakeGeminiServer(FakeGemini):
+class FakeGeminiServer(LoopbackServing, FakeGemini):
     """``FakeGemini`` served over real HTTP on 127.0.0.1 at a free port.
 
     Use it as a context manager, or call ``start()`` and ``stop()``, and pass
     ``types.HttpOptions(base_url=server.base_url)`` to ``genai.Client``.
     """
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._http = LoopbackHTTPServer(self.handle)
-
-    def start(self) -> FakeGeminiServer:
-        """Start serving from a daemon thread and return self."""
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call more than once."""
-        self._http.stop()
-
-    def __enter__(self) -> FakeGeminiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -397,8 +336,3 @@ def _error(status: int, message: str) -> WireResponse:
 
 def _sse(chunk: JSONObject) -> bytes:
     return f"data: {json.dumps(chunk, separators=(',', ':'))}\r\n\r\n".encode()
-
-
-async def _aiter_frames(frames: Sequence[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame

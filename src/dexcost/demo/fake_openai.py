@@ -24,18 +24,17 @@ only when a mock transport is requested.
 from __future__ import annotations
 
 import enum
-import importlib
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from dexcost.demo import _payloads
+from dexcost.demo._fake_api import FakeAPI, LoopbackServing
 from dexcost.demo._payloads import FakeUsage, JSONObject, error_body
 from dexcost.demo._routing import (
     Route,
@@ -48,11 +47,10 @@ from dexcost.demo._routing import (
     stream_response,
     validate,
 )
-from dexcost.demo._server import LoopbackHTTPServer, WireResponse
+from dexcost.demo._server import WireResponse
 
 if TYPE_CHECKING:
-    import httpx
-    import httpx2
+    pass
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -121,7 +119,7 @@ class RecordedRequest:
     body: Any
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeAPI):
     """Reply logic and state of the fake API, shared by every transport.
 
     The settings are plain attributes that a test may change between
@@ -215,42 +213,6 @@ class FakeOpenAI:
             return json_response(reply.status, body_to_send, reply.headers)
         return self._build(route, parsed, reply)
 
-    def httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` serving this fake (openai 1.x; 3.x accepts it too)."""
-        return self._mock_transport("httpx", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx_transport(self) -> httpx.MockTransport:
-        """Build an ``httpx.MockTransport`` for ``httpx.AsyncClient``, streaming asynchronously."""
-        return self._mock_transport("httpx", asynchronous=True)  # type: ignore[no-any-return]
-
-    def httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` serving this fake (openai 3.x)."""
-        return self._mock_transport("httpx2", asynchronous=False)  # type: ignore[no-any-return]
-
-    def async_httpx2_transport(self) -> httpx2.MockTransport:
-        """Build an ``httpx2.MockTransport`` for ``httpx2.AsyncClient``."""
-        return self._mock_transport("httpx2", asynchronous=True)  # type: ignore[no-any-return]
-
-    def _mock_transport(self, module_name: str, *, asynchronous: bool) -> Any:
-        # httpx and httpx2 share this API, so one handler serves both. A
-        # stream body must be an async iterator for async clients and a plain
-        # iterator for sync ones, or the client raises.
-        module = importlib.import_module(module_name)
-
-        def handler(request: Any) -> Any:
-            wire = self.handle(
-                request.method,
-                request.url.raw_path.decode("ascii"),
-                dict(request.headers.items()),
-                request.content,
-            )
-            content: Any = wire.body
-            if wire.frames is not None:
-                content = _aiter_frames(wire.frames) if asynchronous else iter(wire.frames)
-            return module.Response(wire.status, headers=wire.headers, content=content)
-
-        return module.MockTransport(handler)
-
     def _next_reply(self) -> FakeReply:
         with self._lock:
             return self._replies.popleft() if self._replies else FakeReply()
@@ -292,42 +254,13 @@ class FakeOpenAI:
         return _payloads.split_text(self.text, self.chunk_count)
 
 
-class FakeOpenAIServer(FakeOpenAI):
+class FakeOpenAIServer(LoopbackServing, FakeOpenAI):
     """``FakeOpenAI`` served over real HTTP on 127.0.0.1 at a free port.
 
     Use it as a context manager, or call ``start()`` and ``stop()``. Point
     ``openai.OpenAI(base_url=server.base_url)`` or
     ``openai.AzureOpenAI(azure_endpoint=server.azure_endpoint)`` at it.
     """
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._http = LoopbackHTTPServer(self.handle)
-
-    def start(self) -> FakeOpenAIServer:
-        """Start serving from a daemon thread and return self."""
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call more than once."""
-        self._http.stop()
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """TCP port the server listens on; raises RuntimeError before ``start()``."""
-        return self._http.port
 
     @property
     def url(self) -> str:
@@ -397,8 +330,3 @@ def _chat_completions(
 
     body = _payloads.chat_completion(**common, text="".join(settings.pieces))
     return json_response(200, body, settings.headers)
-
-
-async def _aiter_frames(frames: Sequence[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame
