@@ -258,11 +258,11 @@ class Buffer:
     ) -> None:
         """Insert ``rows`` with multi-row INSERT statements.
 
-        sqlite3 releases the GIL around every statement step. With executemany that is
-        once per row, and while application threads keep the GIL busy the writer waits
-        up to the 5 ms switch interval to get it back each time: measured here, 4
-        recording threads held the writer to ~100 rows/s. Many rows per statement make
-        that one wait per statement.
+        sqlite3 releases the GIL around every statement step, and executemany steps once
+        per row. While application threads keep the GIL busy, the writer then waits up
+        to the 5 ms switch interval to get it back after each row. Measured on a 2-core
+        machine, 4 recording threads held the writer to ~100 rows/s. Many rows per
+        statement make that one wait per statement.
         """
         per_statement = self._rows_per_statement(connection)
         for start in range(0, len(rows), per_statement):

@@ -222,7 +222,7 @@ def _integer(value: object) -> int | None:
     """Return ``value`` as an int column value, or None when it is not one SQLite can hold.
 
     An out-of-range count (a provider bug) stays in the ``attributes`` JSON, which
-    holds integers of any size.
+    stores integers of any size.
     """
     if isinstance(value, bool):
         return None

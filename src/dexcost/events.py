@@ -98,7 +98,7 @@ def emit_event(
 ) -> None:
     """Create and end one event span and add its cost and tokens to ``task``.
 
-    ``attributes`` holds the operation's own attributes and is extended in place.
+    ``attributes`` contains the operation's own attributes and is extended in place.
     """
     attributes[semconv.EVENT_TYPE] = event_type
     attributes[semconv.COST_STATUS] = cost_status

@@ -88,7 +88,7 @@ class LLMCall:
 
         - ``usage`` given: priced from the price table, or ``reported_cost`` when the
           provider reported what it charged.
-        - ``usage`` None and ``no_charge``: the provider answered with an error and billed
+        - ``usage`` None and ``no_charge``: the provider replied with an error and billed
           nothing, so the event costs $0.
         - ``usage`` None otherwise: ``usage_unknown``, with no cost (never $0).
         """

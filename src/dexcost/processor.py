@@ -88,10 +88,11 @@ class DexcostSpanProcessor(SpanProcessor):
     def _before_fork(self) -> None:
         """Fork with no SQLite connection open in this process.
 
-        SQLite keeps per-process lock state for each open database file; a child that
-        inherits it while the parent holds the file open gets "database is locked" on
-        its own connection. So the writer's connection is closed (under the I/O lock, so
-        never mid-transaction) and reopened on its next write. The writer thread does
+        SQLite keeps per-process lock state for each open database file. A child that
+        inherits it while the parent has the file open gets "database is locked" on its
+        own connection. So fork takes the I/O lock, which the writer keeps for every
+        transaction, closes the writer's connection, and the writer reopens it on its
+        next write. The writer thread does
         not survive fork: the child starts its own with an empty queue, and the parent
         keeps storing the spans it queued.
         """
@@ -104,7 +105,7 @@ class DexcostSpanProcessor(SpanProcessor):
             self._buffer = None
 
     def _init_worker(self) -> None:
-        # True while the writer holds spans it took off the queue but has not stored.
+        # True while the writer has spans it took off the queue but has not stored yet.
         self._draining = False
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
         self._wake = threading.Event()

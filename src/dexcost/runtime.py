@@ -1,6 +1,6 @@
 """The running dexcost: ``init()``, ``flush()``, ``shutdown()`` and what they own.
 
-A :class:`Runtime` holds one configuration with its private TracerProvider, span
+A :class:`Runtime` contains one configuration with its private TracerProvider, span
 processors and session tasks. The provider is never set as the global one, so the
 application's own OpenTelemetry setup (provider, sampler, exporters) is untouched, and
 its ALWAYS_ON sampler means no cost is ever sampled away. Calling ``init()`` again

@@ -1,9 +1,9 @@
 """Tasks: units of agent work that costs roll up into.
 
 A task is a span on dexcost's tracer, and every cost event recorded inside it is a
-child of that span. The active task sits in the context under a private key; its span
-is deliberately NOT made the current span, because the application never exports
-dexcost's spans: an app span started inside a task must keep the app's own parent,
+child of that span. The active task is stored in the context under a private key. Its span is
+deliberately not made the current span, because the application never exports
+dexcost's spans. An app span started inside a task must keep the app's own parent,
 and the app's sampler must not see dexcost's always-sampled span as that parent.
 Costs recorded outside any task go to a long-lived *session task* per attribution
 (see :class:`SessionTasks`).
@@ -364,9 +364,9 @@ class SessionTasks:
     """Session tasks for costs recorded outside any task, one per attribution.
 
     A session task stays open until shutdown so that a process makes one task per
-    agent and customer, not one per call. At most ``max_open`` stay open; past that the
-    least recently used one is ended (its totals are then final) and a new one starts
-    on its next event.
+    agent and customer, not one per call. At most ``max_open`` stay open. Past that, the
+    least recently used one is ended, so its totals are final, and a new one starts on
+    its next event.
     """
 
     def __init__(self, runtime: Runtime, max_open: int = 1024) -> None:
@@ -419,7 +419,7 @@ def resolve_task(
 
 
 class TaskScope:
-    """What :func:`task` returns: a context manager (sync and async) and a decorator."""
+    """The object :func:`task` returns: a context manager (sync and async) and a decorator."""
 
     def __init__(
         self,
@@ -558,8 +558,9 @@ def _run_generator(
 ) -> Generator[Any, Any, Any]:
     """Drive ``generator`` with its task current only while its own code runs.
 
-    A generator's body runs in whoever resumes it, so the task context is attached for
-    each step and detached before yielding, never left behind in the caller.
+    A generator's body runs in the context of the code that resumes it. So the task
+    context is attached for each step and detached before yielding, never left behind
+    in the caller.
     """
     failed = False
     to_send: Any = None

@@ -1,4 +1,4 @@
-"""What every fake provider API shares: mock transports and the loopback server.
+"""The parts every fake provider API shares: mock transports and the loopback server.
 
 A fake implements ``handle(method, target, headers, body) -> WireResponse``; this module
 serves that one function through ``httpx`` / ``httpx2`` mock transports (sync and async)

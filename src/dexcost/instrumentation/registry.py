@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LibrarySpec:
-    """What dexcost needs to know to instrument one library."""
+    """The facts dexcost needs to instrument one library."""
 
     name: str
     module: str

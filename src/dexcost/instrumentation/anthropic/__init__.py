@@ -12,8 +12,8 @@ under the provider names ``aws.bedrock`` and ``gcp.vertex_ai``.
 anthropic 2.x emits its own OpenTelemetry spans to the global tracer provider. dexcost
 keeps its own provider, so those spans never become a second cost event.
 
-NOTE: the tests run against the newest anthropic only (2.17); the older releases in the
-supported range are covered by reading their attribute names, not by running them.
+NOTE: the tests run against the newest anthropic only (2.17). The older releases in the
+supported range were checked by reading their attribute names, not by running them.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def field(obj: Any, name: str) -> Any:
 
 
 class _InvalidUsage(Exception):
-    """A usage field holds something other than a non-negative whole number."""
+    """A usage field contains something other than a non-negative whole number."""
 
 
 def _count(obj: Any, name: str) -> int:

@@ -57,7 +57,7 @@ class SDKTypes:
 
 
 class CallPlan:
-    """What the wrapper decided before the SDK call: the call record and request changes."""
+    """The wrapper's decisions before the SDK call: the call record and request changes."""
 
     __slots__ = ("api", "call", "hide_usage_chunk", "kwargs", "raw_mode")
 
@@ -116,7 +116,7 @@ def _plan(
         attributes[semconv.SERVER_ADDRESS] = host
     if provider == AZURE_OPENAI and request_model:
         # On Azure the request's model is the deployment name; the response names the
-        # real model, which is what the price table knows.
+        # real model, which is the name the price table lists.
         attributes[semconv.AZURE_DEPLOYMENT] = request_model
 
     raw_mode = _raw_mode(kwargs)
@@ -166,7 +166,7 @@ def _record_error(plan: CallPlan, sdk: SDKTypes, exc: BaseException) -> None:
                 response_model=model, usage=usage, service_tier=tier, error_type=error_type
             )
             return
-    # A status error means the API answered and rejected the request: nothing was
+    # A status error means the API replied and rejected the request: nothing was
     # billed. Timeouts and dropped connections may have been billed, so they stay unknown.
     plan.call.finish(error_type=error_type, no_charge=isinstance(exc, sdk.status_error))
 

@@ -1,4 +1,4 @@
-"""Which provider serves an OpenAI-compatible endpoint, from the client's base URL.
+"""Provider detection for OpenAI-compatible endpoints, from the client's base URL.
 
 Many providers speak the OpenAI API, and apps call them with the openai SDK and a
 ``base_url``. The provider decides the price (the same model name can cost differently
