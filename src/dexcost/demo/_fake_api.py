@@ -8,10 +8,12 @@ and over real HTTP on 127.0.0.1.
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dexcost.demo._server import LoopbackHTTPServer, WireResponse
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     import httpx2
 
 ServingT = TypeVar("ServingT", bound="LoopbackServing")
+ReplyT = TypeVar("ReplyT")
+RequestT = TypeVar("RequestT")
 
 
 class FakeAPI(ABC):
@@ -66,6 +70,46 @@ class FakeAPI(ABC):
             return module.Response(wire.status, headers=wire.headers, content=content)
 
         return module.MockTransport(handler)
+
+
+class ScriptedAPI(FakeAPI, Generic[ReplyT, RequestT]):
+    """A fake with a queue of one-shot scripted replies and a log of requests.
+
+    Both are guarded by one lock, so concurrent requests are safe.
+    """
+
+    def _init_script(self, default_reply: Callable[[], ReplyT]) -> None:
+        self._lock = threading.Lock()
+        self._replies: deque[ReplyT] = deque()
+        self._requests: list[RequestT] = []
+        self._default_reply = default_reply
+
+    def enqueue(self, *replies: ReplyT) -> None:
+        """Queue replies for the next recognised requests, first in first out."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    @property
+    def requests(self) -> list[RequestT]:
+        """Copy of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def pending_replies(self) -> int:
+        """Number of queued replies not yet sent."""
+        with self._lock:
+            return len(self._replies)
+
+    def reset(self) -> None:
+        """Forget the recorded requests and drop the queued replies."""
+        with self._lock:
+            self._replies.clear()
+            self._requests.clear()
+
+    def _next_reply(self) -> ReplyT:
+        with self._lock:
+            return self._replies.popleft() if self._replies else self._default_reply()
 
 
 class LoopbackServing(FakeAPI):

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from dexcost.demo._fake_api import FakeAPI, LoopbackServing
+from dexcost.demo._fake_api import LoopbackServing, ScriptedAPI
 from dexcost.demo._server import WireResponse
 
 if TYPE_CHECKING:
@@ -163,7 +161,7 @@ def error_body(message: str, *, error_type: str = "invalid_request_error") -> JS
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
-class FakeAnthropic(FakeAPI):
+class FakeAnthropic(ScriptedAPI[FakeAnthropicReply, RecordedRequest]):
     """Reply logic and state of the fake API, shared by every transport.
 
     ``usage`` applies to every reply not overridden by a queued one, ``models``
@@ -184,26 +182,7 @@ class FakeAnthropic(FakeAPI):
         self.models: dict[str, str] = dict(DEFAULT_MODELS if models is None else models)
         self.text = text
         self.chunk_count = chunk_count
-        self._lock = threading.Lock()
-        self._replies: deque[FakeAnthropicReply] = deque()
-        self._requests: list[RecordedRequest] = []
-
-    def enqueue(self, *replies: FakeAnthropicReply) -> None:
-        """Queue replies for the next ``/v1/messages`` requests, first in first out."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Copy of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget the recorded requests and drop the queued replies."""
-        with self._lock:
-            self._replies.clear()
-            self._requests.clear()
+        self._init_script(FakeAnthropicReply)
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -252,10 +231,6 @@ class FakeAnthropic(FakeAPI):
                 frames=tuple(frames),
             )
         return _json(200, message(message_id, model, usage, "".join(pieces)), reply.headers)
-
-    def _next_reply(self) -> FakeAnthropicReply:
-        with self._lock:
-            return self._replies.popleft() if self._replies else FakeAnthropicReply()
 
 
 class FakeAnthropicServer(LoopbackServing, FakeAnthropic):

@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dexcost.demo._fake_api import FakeAPI, LoopbackServing
+from dexcost.demo._fake_api import LoopbackServing, ScriptedAPI
 from dexcost.demo._server import WireResponse
 
 if TYPE_CHECKING:
@@ -150,7 +148,7 @@ def error_body(status: int, message: str) -> JSONObject:
     return {"error": {"code": status, "message": message, "status": _STATUSES.get(status, "")}}
 
 
-class FakeGemini(FakeAPI):
+class FakeGemini(ScriptedAPI[FakeGeminiReply, RecordedRequest]):
     """Reply logic and state of the fake API, shared by every transport.
 
     ``usage`` applies to every reply not overridden by a queued one, and ``text`` is
@@ -171,26 +169,7 @@ class FakeGemini(FakeAPI):
         self.embed_usage = embed_usage
         self.text = text
         self.chunk_count = chunk_count
-        self._lock = threading.Lock()
-        self._replies: deque[FakeGeminiReply] = deque()
-        self._requests: list[RecordedRequest] = []
-
-    def enqueue(self, *replies: FakeGeminiReply) -> None:
-        """Queue replies for the next model requests, first in first out."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Copy of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget the recorded requests and drop the queued replies."""
-        with self._lock:
-            self._replies.clear()
-            self._requests.clear()
+        self._init_script(FakeGeminiReply)
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -253,10 +232,6 @@ class FakeGemini(FakeAPI):
                 "totalTokenCount": self.embed_usage.prompt_tokens,
             }
         return reply
-
-    def _next_reply(self) -> FakeGeminiReply:
-        with self._lock:
-            return self._replies.popleft() if self._replies else FakeGeminiReply()
 
 
 class FakeGeminiServer(LoopbackServing, FakeGemini):

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import enum
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from dexcost.demo import _payloads
-from dexcost.demo._fake_api import FakeAPI, LoopbackServing
+from dexcost.demo._fake_api import LoopbackServing, ScriptedAPI
 from dexcost.demo._payloads import FakeUsage, JSONObject, error_body
 from dexcost.demo._routing import (
     Route,
@@ -119,7 +117,7 @@ class RecordedRequest:
     body: Any
 
 
-class FakeOpenAI(FakeAPI):
+class FakeOpenAI(ScriptedAPI[FakeReply, RecordedRequest]):
     """Reply logic and state of the fake API, shared by every transport.
 
     The settings are plain attributes that a test may change between
@@ -150,32 +148,7 @@ class FakeOpenAI(FakeAPI):
         self.text = text
         self.chunk_count = chunk_count
         self.embedding_dimensions = embedding_dimensions
-        self._lock = threading.Lock()
-        self._replies: deque[FakeReply] = deque()
-        self._requests: list[RecordedRequest] = []
-
-    def enqueue(self, *replies: FakeReply) -> None:
-        """Queue replies for the next recognised requests, first in first out."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Copy of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def pending_replies(self) -> int:
-        """Number of queued replies not yet sent."""
-        with self._lock:
-            return len(self._replies)
-
-    def reset(self) -> None:
-        """Forget the recorded requests and drop the queued replies."""
-        with self._lock:
-            self._replies.clear()
-            self._requests.clear()
+        self._init_script(FakeReply)
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -212,10 +185,6 @@ class FakeOpenAI(FakeAPI):
             body_to_send = reply.body if reply.body is not None else scripted_error(reply.status)
             return json_response(reply.status, body_to_send, reply.headers)
         return self._build(route, parsed, reply)
-
-    def _next_reply(self) -> FakeReply:
-        with self._lock:
-            return self._replies.popleft() if self._replies else FakeReply()
 
     def _build(self, route: Route, request: JSONObject, reply: FakeReply) -> WireResponse:
         settings = _ReplySettings(
