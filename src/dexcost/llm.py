@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
     from dexcost.runtime import Runtime
 
 _ZERO = Decimal(0)
+# The call of a routing library (litellm) in progress in this context. An SDK call that
+# starts inside it takes over the recording, so one request is priced once, with the
+# usage the SDK reports first-hand. Kept in the OpenTelemetry context, so it follows the
+# call into the worker threads dexcost carries context into.
+_ROUTING_CALL_KEY = otel_context.create_key("dexcost-routing-llm-call")
 # Makes finish() exactly-once when a stream's close and its last item race on two
 # threads. One shared lock: uncontended, it is cheaper than a lock per call.
 _FINISH_LOCK = threading.Lock()
@@ -38,6 +45,7 @@ class LLMCall:
         "_finished",
         "attributes",
         "attribution",
+        "delegated",
         "operation",
         "parent",
         "provider",
@@ -64,7 +72,15 @@ class LLMCall:
         self.operation = operation
         self.request_model = request_model
         self.attributes = attributes if attributes is not None else {}
+        self.delegated = False
         current = otel_context.get_current()
+        routing = current.get(_ROUTING_CALL_KEY)
+        if isinstance(routing, LLMCall):
+            # This call records the request; the routing library's call must not.
+            routing.delegated = True
+            via = routing.attributes.get(semconv.ROUTED_BY)
+            if isinstance(via, str):
+                self.attributes[semconv.ROUTED_BY] = via
         self.attribution = attribution if attribution is not None else current_attribution(current)
         self.task = task if task is not None else resolve_task(runtime, current, self.attribution)
         self.parent = self.task.event_parent(current)
@@ -73,6 +89,11 @@ class LLMCall:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    def discard(self) -> None:
+        """Finish without recording: an SDK call inside this one recorded the request."""
+        with _FINISH_LOCK:
+            self._finished = True
 
     def finish(
         self,
@@ -151,6 +172,21 @@ class LLMCall:
             start_ns=self.start_ns,
             error_type=error_type,
         )
+
+
+@contextmanager
+def routing(call: LLMCall) -> Iterator[None]:
+    """Mark ``call`` as a routing library's call while the library sends the request.
+
+    An :class:`LLMCall` created inside (an instrumented SDK doing the actual request)
+    sets ``call.delegated``; the routing instrumentation then calls ``call.discard()``
+    instead of recording the request a second time.
+    """
+    token = otel_context.attach(otel_context.set_value(_ROUTING_CALL_KEY, call))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _usage_attributes(usage: TokenUsage, attributes: dict[str, AttributeValue]) -> None:

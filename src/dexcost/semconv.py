@@ -40,6 +40,8 @@ COST_STATUS: Final = "dexcost.cost_status"
 PRICING_SOURCE: Final = "dexcost.pricing.source"
 STREAMED: Final = "dexcost.streamed"
 AZURE_DEPLOYMENT: Final = "dexcost.azure.deployment"
+# The routing library (e.g. "litellm") a call went through, when one did.
+ROUTED_BY: Final = "dexcost.routed_by"
 
 TASK_ID: Final = "dexcost.task.id"
 TASK_TYPE: Final = "dexcost.task.type"

@@ -69,6 +69,59 @@ _SPECS: tuple[LibrarySpec, ...] = (
         max_version_exclusive=(4,),
         instrumentor="dexcost.instrumentation.google_genai:GoogleGenAIInstrumentor",
     ),
+    LibrarySpec(
+        name="litellm",
+        module="litellm",
+        distribution="litellm",
+        # 1.40 through 1.x; 2.x does not exist yet.
+        min_version=(1, 40),
+        max_version_exclusive=(2,),
+        instrumentor="dexcost.instrumentation.litellm:LiteLLMInstrumentor",
+    ),
+    LibrarySpec(
+        name="bedrock",
+        module="botocore",
+        distribution="botocore",
+        # The bedrock-runtime client of botocore: Converse arrived in 1.34.116.
+        min_version=(1, 34, 116),
+        max_version_exclusive=(2,),
+        instrumentor="dexcost.instrumentation.bedrock:BedrockInstrumentor",
+    ),
+    LibrarySpec(
+        name="cohere",
+        module="cohere",
+        distribution="cohere",
+        # The v5 SDK rewrite through 7.x; 8.x does not exist yet.
+        min_version=(5,),
+        max_version_exclusive=(8,),
+        instrumentor="dexcost.instrumentation.cohere:CohereInstrumentor",
+    ),
+    LibrarySpec(
+        name="mistralai",
+        module="mistralai",
+        distribution="mistralai",
+        # The 1.x rewrite (Mistral class) through 3.x; 0.x had another client.
+        min_version=(1,),
+        max_version_exclusive=(4,),
+        instrumentor="dexcost.instrumentation.mistralai:MistralInstrumentor",
+    ),
+    LibrarySpec(
+        name="groq",
+        module="groq",
+        distribution="groq",
+        min_version=(0, 9),
+        max_version_exclusive=(2,),
+        instrumentor="dexcost.instrumentation.groq:GroqInstrumentor",
+    ),
+    LibrarySpec(
+        name="ollama",
+        module="ollama",
+        distribution="ollama",
+        # 0.4 made responses typed objects; 1.x does not exist yet.
+        min_version=(0, 4),
+        max_version_exclusive=(1,),
+        instrumentor="dexcost.instrumentation.ollama:OllamaInstrumentor",
+    ),
 )
 
 LIBRARIES: dict[str, LibrarySpec] = {spec.name: spec for spec in _SPECS}
