@@ -104,11 +104,14 @@ class LLMCall:
         error_type: str | None = None,
         no_charge: bool = False,
         service_tier: str | None = None,
+        unit_cost: tuple[Decimal, str] | None = None,
     ) -> None:
         """Price and record the call; only the first call has an effect.
 
         - ``usage`` given: priced from the price table, or ``reported_cost`` when the
           provider reported what it charged.
+        - ``unit_cost`` given: a call billed per unit other than tokens (a rerank search
+          unit), already priced by the instrumentation as ``(cost, pricing source)``.
         - ``usage`` None and ``no_charge``: the provider replied with an error and billed
           nothing, so the event costs $0.
         - ``usage`` None otherwise: ``usage_unknown``, with no cost (never $0).
@@ -149,6 +152,9 @@ class LLMCall:
                     service_tier=service_tier,
                 )
                 cost, status, source = price.cost_usd, price.status, price.source
+        elif unit_cost is not None:
+            cost, source = unit_cost
+            status = semconv.PRICED
         elif no_charge:
             cost, status = _ZERO, semconv.PRICED
         else:
