@@ -2,11 +2,12 @@
 """Set up virtualenvs and run the demo or the checks, on a machine with only Python.
 
     python3 scripts/dev.py demo   # python -m dexcost.demo in .venv
-    python3 scripts/dev.py test   # docs build, openai 1.x tests, full test suite
+    python3 scripts/dev.py test   # docs build, older-SDK tests, full test suite
 
 Each command creates what it needs: ``.venv`` in the repository root with
-``pip install -e ".[test]"`` (newest openai), and for ``test`` also
-``.venv-openai1`` with the newest openai 1.x release. A virtualenv is reused
+``pip install -e ".[test,test-sdks]"`` (the newest release of every SDK), and
+for ``test`` also ``.venv-legacy`` with the newest openai 1.x and anthropic 0.x
+releases, the generation many applications still run. A virtualenv is reused
 while its interpreter runs and pyproject.toml is unchanged since its last
 install. Uses only the standard library, so it runs before anything is
 installed.
@@ -30,10 +31,17 @@ from pathlib import Path
 MINIMUM_PYTHON = (3, 10)
 REPO = Path(__file__).resolve().parent.parent
 MAIN_VENV = REPO / ".venv"
-OPENAI1_VENV = REPO / ".venv-openai1"
-OPENAI1_REQUIREMENT = "openai>=1.66,<2"
-# The tests that must also pass on openai 1.x, which runs on httpx, not httpx2.
-OPENAI1_TEST_PATHS = ("tests/instrumentation/openai", "tests/demo")
+MAIN_EXTRAS = "test,test-sdks"
+LEGACY_VENV = REPO / ".venv-legacy"
+LEGACY_EXTRAS = "test"
+LEGACY_REQUIREMENTS = ("openai>=1.66,<2", "anthropic>=0.43,<1")
+# The tests that must also pass on openai 1.x and anthropic 0.x, which run on
+# httpx, not httpx2.
+LEGACY_TEST_PATHS = (
+    "tests/instrumentation/openai",
+    "tests/instrumentation/anthropic",
+    "tests/demo",
+)
 # Written into a virtualenv after a successful install. It contains a hash of
 # what was installed, so an unchanged virtualenv is not installed again.
 STAMP_NAME = ".dexcost-dev-install"
@@ -50,6 +58,7 @@ class Environment:
     """A virtualenv in the repository and the extra requirements it is built with."""
 
     path: Path
+    extras: str = MAIN_EXTRAS
     extra_requirements: tuple[str, ...] = ()
 
     @property
@@ -126,18 +135,18 @@ def run_tests(pytest_args: Sequence[str], *, recreate: bool) -> int:
     printed when everything passes.
     """
     main_environment = Environment(MAIN_VENV)
-    openai1_environment = Environment(OPENAI1_VENV, (OPENAI1_REQUIREMENT,))
+    legacy_environment = Environment(LEGACY_VENV, LEGACY_EXTRAS, LEGACY_REQUIREMENTS)
     if recreate:
-        _delete(main_environment, openai1_environment)
+        _delete(main_environment, legacy_environment)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("docs: mkdocs build --strict", lambda: build_docs(main_environment)),
         ("static checks: ruff and mypy --strict on src", lambda: check_source(main_environment)),
         (
-            "tests on openai 1.x: " + " ".join(OPENAI1_TEST_PATHS),
-            lambda: run_openai1_tests(openai1_environment, pytest_args),
+            "tests on openai 1.x and anthropic 0.x: " + " ".join(LEGACY_TEST_PATHS),
+            lambda: run_legacy_tests(legacy_environment, pytest_args),
         ),
         (
-            "tests on the newest openai: the full suite",
+            "tests on the newest SDKs: the full suite",
             lambda: run_pytest(main_environment, pytest_args, ()),
         ),
     ]
@@ -177,18 +186,22 @@ def check_source(environment: Environment) -> None:
     print("ruff and mypy found no problems")
 
 
-def run_openai1_tests(environment: Environment, pytest_args: Sequence[str]) -> None:
-    if not (REPO / OPENAI1_TEST_PATHS[0]).is_dir():
-        print(f"skipped: {OPENAI1_TEST_PATHS[0]} does not exist yet")
+def run_legacy_tests(environment: Environment, pytest_args: Sequence[str]) -> None:
+    paths = tuple(path for path in LEGACY_TEST_PATHS if (REPO / path).is_dir())
+    if not paths:
+        print("skipped: none of " + " ".join(LEGACY_TEST_PATHS) + " exists yet")
         return
-    paths = tuple(path for path in OPENAI1_TEST_PATHS if (REPO / path).is_dir())
     run_pytest(environment, pytest_args, paths)
 
 
 def run_pytest(environment: Environment, pytest_args: Sequence[str], paths: Sequence[str]) -> None:
     """Run pytest in the virtualenv; its summary line is the last line this prints."""
     prepare(environment)
-    print(f"openai {_installed_version(environment, 'openai')}", flush=True)
+    versions = ", ".join(
+        f"{package} {_installed_version(environment, package)}"
+        for package in ("openai", "anthropic")
+    )
+    print(versions, flush=True)
     # No test may reach the real OpenAI API, whatever the caller's shell exports.
     env = {name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"}
     command = [str(environment.python), "-m", "pytest", *pytest_args, *paths]
@@ -215,15 +228,14 @@ def prepare(environment: Environment) -> None:
         print(f"{environment.label} is up to date")
         return
 
-    print(
-        f"installing dexcost[test] {' '.join(environment.extra_requirements)}".rstrip(), flush=True
-    )
+    target = f"dexcost[{environment.extras}] {' '.join(environment.extra_requirements)}"
+    print(f"installing {target.rstrip()}", flush=True)
     stamp.unlink(missing_ok=True)
     pip = [str(environment.python), "-m", "pip", "install", *PIP_FLAGS]
     _run([*pip, "--upgrade", "pip"], description=f"upgrading pip in {environment.label}")
     _run(
-        [*pip, "--editable", ".[test]", *environment.extra_requirements],
-        description=f"installing dexcost[test] into {environment.label}",
+        [*pip, "--editable", f".[{environment.extras}]", *environment.extra_requirements],
+        description=f"installing dexcost[{environment.extras}] into {environment.label}",
     )
     stamp.write_text(fingerprint)
     print(f"{environment.label} ready in {time.monotonic() - started:.0f} s", flush=True)
@@ -264,8 +276,9 @@ def _create_virtualenv(path: Path) -> None:
 
 
 def _install_fingerprint(environment: Environment) -> str:
-    """Hash what an install depends on: pyproject.toml, extra requirements, Python version."""
+    """Hash what an install depends on: pyproject.toml, extras and requirements, Python version."""
     digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    digest.update(environment.extras.encode())
     digest.update("\n".join(environment.extra_requirements).encode())
     version = subprocess.run(
         [str(environment.python), "-c", "import sys; print(sys.version)"],

@@ -55,8 +55,9 @@ _SPECS: tuple[LibrarySpec, ...] = (
         name="anthropic",
         module="anthropic",
         distribution="anthropic",
-        # 0.40 through 2.x (2.x runs on httpx2); 3.x does not exist yet.
-        min_version=(0, 40),
+        # 0.43 through 2.x (2.x runs on httpx2); 3.x does not exist yet. Before 0.43 the
+        # messages.stream() helper read the HTTP response itself, out of dexcost's sight.
+        min_version=(0, 43),
         max_version_exclusive=(3,),
         instrumentor="dexcost.instrumentation.anthropic:AnthropicInstrumentor",
     ),

@@ -1,6 +1,6 @@
 """Anthropic instrumentation: the Messages API, sync and async.
 
-Supported: anthropic 0.40 through 2.x (2.x runs on httpx2). Patched methods, when the
+Supported: anthropic 0.43 through 2.x (2.x runs on httpx2). Patched methods, when the
 installed release has them: ``messages.create`` and ``.parse`` and the
 ``messages.stream()`` helper, each on the sync and async resource classes, plus
 ``Stream.close`` / ``AsyncStream.close`` to see early closes. The
@@ -12,8 +12,8 @@ under the provider names ``aws.bedrock`` and ``gcp.vertex_ai``.
 anthropic 2.x emits its own OpenTelemetry spans to the global tracer provider. dexcost
 keeps its own provider, so those spans never become a second cost event.
 
-NOTE: the tests run against the newest anthropic only (2.17). The older releases in the
-supported range were checked by reading their attribute names, not by running them.
+The tests run against the newest 2.x and the newest 0.x release; 0.43.0 passed them once
+when the range was set.
 """
 
 from __future__ import annotations
