@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import wrapt
 
@@ -43,15 +43,25 @@ _TARGETS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
 
 
 class OpenAIInstrumentor(Instrumentor):
-    """Patch the openai SDK; every patch is undone by ``uninstrument``."""
+    """Patch the openai SDK. ``uninstrument`` undoes every patch.
+
+    A subclass instruments another Stainless-generated SDK with the same wrappers by
+    overriding ``targets`` and ``sdk_types``.
+    """
+
+    targets: ClassVar[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = _TARGETS
 
     def __init__(self) -> None:
         super().__init__()
         self._originals: list[tuple[type, str, Any]] = []
 
+    def sdk_types(self, module: ModuleType) -> SDKTypes:
+        """Look up the SDK classes and settings the wrappers use."""
+        return SDKTypes(module)
+
     def _patch(self, module: ModuleType) -> None:
-        sdk = SDKTypes(module)
-        for module_name, sync_name, async_name, api, methods in _TARGETS:
+        sdk = self.sdk_types(module)
+        for module_name, sync_name, async_name, api, methods in self.targets:
             try:
                 resources = importlib.import_module(module_name)
             except ImportError:

@@ -35,9 +35,18 @@ RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
 class SDKTypes:
-    """SDK classes the wrappers test results against, looked up once at patch time."""
+    """SDK classes the wrappers test results against, looked up once at patch time.
 
-    def __init__(self, module: Any) -> None:
+    The defaults describe the openai SDK. Another Stainless-generated SDK (groq) passes
+    ``provider`` to name the provider of every call, whatever the base URL. It passes
+    ``request_stream_usage=False`` when its ``create`` has no ``stream_options`` parameter.
+    """
+
+    def __init__(
+        self, module: Any, *, provider: str | None = None, request_stream_usage: bool = True
+    ) -> None:
+        self.provider = provider
+        self.request_stream_usage = request_stream_usage
         self.stream = module.Stream
         self.async_stream = module.AsyncStream
         self.status_error = module.APIStatusError
@@ -94,7 +103,9 @@ def _client_facts(sdk: SDKTypes, client: Any) -> tuple[str, str | None]:
     host = getattr(base_url, "host", None)
     host = host if isinstance(host, str) and host else None
     port = getattr(base_url, "port", None)
-    if sdk.azure_clients and isinstance(client, sdk.azure_clients):
+    if sdk.provider is not None:
+        provider = sdk.provider
+    elif sdk.azure_clients and isinstance(client, sdk.azure_clients):
         provider = AZURE_OPENAI
     else:
         provider = provider_for(host, port if isinstance(port, int) else None)
@@ -124,7 +135,7 @@ def _plan(
     hide_usage_chunk = False
     if streaming:
         attributes[semconv.STREAMED] = True
-        if api == CHAT and raw_mode != "stream":
+        if api == CHAT and raw_mode != "stream" and sdk.request_stream_usage:
             kwargs, hide_usage_chunk = _ask_for_stream_usage(kwargs)
 
     call = LLMCall(

@@ -63,6 +63,10 @@ class StreamObserver:
         """Read one stream item; return True when it must be hidden from the caller."""
         if self.api == CHAT:
             raw_usage = field(item, "usage")
+            if raw_usage is None:
+                # Groq sends a stream's usage in the last chunk's x_groq.usage, with or
+                # without stream_options. Other providers send no x_groq field.
+                raw_usage = field(field(item, "x_groq"), "usage")
             if self.model is None:
                 # Azure's first chunk carries content-filter results and an empty model.
                 model = field(item, "model")
