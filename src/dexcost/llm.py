@@ -105,11 +105,12 @@ class LLMCall:
         no_charge: bool = False,
         service_tier: str | None = None,
         unit_cost: tuple[Decimal, str] | None = None,
+        batch: bool = False,
     ) -> None:
         """Price and record the call; only the first call has an effect.
 
-        - ``usage`` given: priced from the price table, or ``reported_cost`` when the
-          provider reported what it charged.
+        - ``usage`` given: priced from the price table (at the batch rate when ``batch``),
+          or ``reported_cost`` when the provider reported what it charged.
         - ``unit_cost`` given: a call billed per unit other than tokens (a rerank search
           unit), already priced by the instrumentation as ``(cost, pricing source)``.
         - ``usage`` None and ``no_charge``: the provider replied with an error and billed
@@ -150,6 +151,7 @@ class LLMCall:
                     response_model or self.request_model or "",
                     usage,
                     service_tier=service_tier,
+                    batch=batch,
                 )
                 cost, status, source = price.cost_usd, price.status, price.source
         elif unit_cost is not None:

@@ -42,6 +42,9 @@ STREAMED: Final = "dexcost.streamed"
 AZURE_DEPLOYMENT: Final = "dexcost.azure.deployment"
 # The routing library (e.g. "litellm") a call went through, when one did.
 ROUTED_BY: Final = "dexcost.routed_by"
+# A result of a batch job (e.g. an Anthropic Message Batch), priced at the batch rate.
+BATCH_ID: Final = "dexcost.batch.id"
+BATCH_CUSTOM_ID: Final = "dexcost.batch.custom_id"
 
 TASK_ID: Final = "dexcost.task.id"
 TASK_TYPE: Final = "dexcost.task.type"

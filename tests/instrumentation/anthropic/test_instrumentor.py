@@ -50,8 +50,8 @@ def _run(tmp_path: Path, *parts: str) -> dict:
 def test_installed_version_supported() -> None:
     spec = registry.LIBRARIES["anthropic"]
     assert registry.is_supported(spec, anthropic.__version__)
-    assert registry.is_supported(spec, "0.40.0")
-    assert not registry.is_supported(spec, "0.39.0")
+    assert registry.is_supported(spec, "0.43.0")
+    assert not registry.is_supported(spec, "0.42.0")
     assert not registry.is_supported(spec, "3.0.0")
 
 

@@ -3,7 +3,8 @@
 Supported: anthropic 0.43 through 2.x (2.x runs on httpx2). Patched methods, when the
 installed release has them: ``messages.create`` and ``.parse`` and the
 ``messages.stream()`` helper, each on the sync and async resource classes, plus
-``Stream.close`` / ``AsyncStream.close`` to see early closes. The
+``Stream.close`` / ``AsyncStream.close`` to see early closes, and the decoders of
+Message Batches results (see ``batches.py``). The
 ``with_raw_response`` and ``with_streaming_response`` wrappers call the patched
 ``create`` and are priced through it. ``messages.count_tokens`` is free and is not
 patched. The Bedrock and Vertex clients share these classes; their calls are recorded
@@ -25,6 +26,7 @@ from typing import Any
 
 import wrapt
 
+from dexcost.instrumentation.anthropic.batches import make_decode_wrapper
 from dexcost.instrumentation.anthropic.patch import (
     SDKTypes,
     close_wrapper,
@@ -35,6 +37,8 @@ from dexcost.instrumentation.anthropic.patch import (
 from dexcost.instrumentation.registry import Instrumentor
 
 _MESSAGES_MODULES = ("anthropic.resources.messages.messages", "anthropic.resources.messages")
+# Decoders of the Message Batches results download (JSON Lines).
+_JSONL_MODULE = "anthropic._decoders.jsonl"
 
 
 class AnthropicInstrumentor(Instrumentor):
@@ -58,6 +62,12 @@ class AnthropicInstrumentor(Instrumentor):
                 self._wrap(cls, "stream", make_stream_helper_wrapper(sdk, is_async=is_async))
         self._wrap(sdk.stream, "close", close_wrapper)
         self._wrap(sdk.async_stream, "close", close_wrapper)
+        decoders = _optional_module(_JSONL_MODULE)
+        if decoders is not None:
+            for class_name, is_async in (("JSONLDecoder", False), ("AsyncJSONLDecoder", True)):
+                cls = getattr(decoders, class_name, None)
+                if isinstance(cls, type):
+                    self._wrap(cls, "__decode__", make_decode_wrapper(is_async=is_async))
 
     def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
         # Only methods the class defines itself: a subclass that inherits a method is
@@ -72,6 +82,13 @@ class AnthropicInstrumentor(Instrumentor):
         while self._originals:
             cls, name, original = self._originals.pop()
             setattr(cls, name, original)
+
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def _messages_module() -> ModuleType | None:
