@@ -1,0 +1,107 @@
+"""Observing Mistral streams without replacing them.
+
+The caller gets the SDK's own ``EventStream`` / ``EventStreamAsync``. dexcost swaps the
+stream's ``generator`` (which its ``__next__`` / ``__anext__`` read) for one that
+watches each event and passes it through, and the patched ``close`` methods (see
+``patch.py``) tell the observer when a stream is closed early. The last chunk of a
+Mistral stream carries ``usage``; a stream closed, broken off, failed or dropped
+before it is recorded once as ``usage_unknown``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from dexcost import errors
+from dexcost.instrumentation.mistralai.extract import field, usage_from_mistral
+from dexcost.llm import LLMCall
+from dexcost.pricing import TokenUsage
+
+# Attribute set on an observed stream so the patched close() can find its observer.
+OBSERVER_ATTRIBUTE = "_dexcost_observer"
+
+
+class StreamObserver:
+    """Collect model and usage from stream events and finish the call exactly once."""
+
+    __slots__ = ("__weakref__", "call", "model", "usage")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+        self.model: str | None = None
+        self.usage: TokenUsage | None = None
+
+    def observe(self, event: Any) -> None:
+        # Each event wraps one chunk in ``data``.
+        chunk = field(event, "data")
+        model = field(chunk, "model")
+        if self.model is None and isinstance(model, str) and model:
+            self.model = model
+        usage = field(chunk, "usage")
+        if usage is not None:
+            self.usage = usage_from_mistral(usage)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Record the call; later calls do nothing."""
+        if self.call.finished:
+            return
+        try:
+            self.call.finish(
+                response_model=self.model,
+                usage=self.usage,
+                error_type=type(error).__name__ if error is not None else None,
+            )
+        except Exception:
+            errors.log_internal_error("recording a mistral stream")
+
+
+def _observe(observer: StreamObserver, event: Any) -> None:
+    try:
+        observer.observe(event)
+    except Exception:
+        errors.log_internal_error("reading a mistral stream event")
+
+
+def _watch_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    error: BaseException | None = None
+    try:
+        for event in inner:
+            _observe(observer, event)
+            yield event
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        observer.finish(error)
+
+
+async def _watch_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    error: BaseException | None = None
+    try:
+        async for event in inner:
+            _observe(observer, event)
+            yield event
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        observer.finish(error)
+
+
+def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool:
+    """Route ``stream``'s events through ``observer``; False if the stream is not observable."""
+    inner = getattr(stream, "generator", None)
+    if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
+        return False
+    stream.generator = _watch_async(inner, observer) if is_async else _watch_sync(inner, observer)
+    setattr(stream, OBSERVER_ATTRIBUTE, observer)
+    # Safety net for a stream dropped unread: the observer holds no reference to the
+    # stream, so this fires when the stream is collected.
+    weakref.finalize(stream, observer.finish)
+    return True
