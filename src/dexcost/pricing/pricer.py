@@ -59,18 +59,24 @@ def price_llm(
     Unknown models, invalid usage and any internal error give an unpriced result.
     """
     try:
-        card = find_user_card(provider, model)
-        if card is None:
-            entry = _entries.get((provider, model))
-            if entry is None:
-                entry = _load_entry(provider, model)
-            if isinstance(entry, LLMPrice):
-                return entry
-            card = entry
-        return _price_with_card(card, usage, service_tier, batch, timestamp)
+        entry = lookup_card(provider, model)
+        if isinstance(entry, LLMPrice):
+            return entry
+        return _price_with_card(entry, usage, service_tier, batch, timestamp)
     except Exception:  # an error here must not fail the instrumented LLM call
         logger.debug("pricing %s model %r failed", provider, model, exc_info=True)
         return unpriced(pricing_version())
+
+
+def lookup_card(provider: str, model: str) -> RateCard | LLMPrice:
+    """Return the card that prices ``model``, or the unpriced result when none does."""
+    card = find_user_card(provider, model)
+    if card is not None:
+        return card
+    entry = _entries.get((provider, model))
+    if entry is None:
+        entry = _load_entry(provider, model)
+    return entry
 
 
 def _price_with_card(
