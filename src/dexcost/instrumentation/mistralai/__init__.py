@@ -7,8 +7,9 @@ Supported: mistralai 1.x through 3.x (``Mistral`` client; 3.x keeps it in
 closes. ``chat.parse`` and ``chat.parse_stream`` call ``complete`` / ``stream`` and are
 recorded through them. The SDK has no raw-response variants.
 
-NOTE: the tests run against mistralai 3.7 only; 1.x was checked by reading its module
-names, not by running it. The Azure and Google Cloud clients are not patched.
+NOTE: the tests run against mistralai 3.7 only. 1.x was neither read nor run: the
+instrumentor looks for the same class and method names in the ``mistralai`` package.
+The Azure and Google Cloud clients are not patched.
 """
 
 from __future__ import annotations
