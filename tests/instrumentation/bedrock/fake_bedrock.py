@@ -2,7 +2,7 @@
 
 Routes: ``POST /model/{modelId}/converse``, ``/converse-stream``, ``/invoke`` and
 ``/invoke-with-response-stream``, plus STS ``GetCallerIdentity`` on ``POST /`` so a
-non-Bedrock client has something to call. The two stream routes answer in the AWS
+non-Bedrock client has something to call. The two stream routes respond in the AWS
 binary event-stream framing (``application/vnd.amazon.eventstream``); botocore's
 own decoder reading them is what shows the framing is right.
 
@@ -241,7 +241,7 @@ class FakeBedrock:
             "usage": self._converse_usage(reply.usage),
         }
         if reply.omit_usage:
-            # A proxy that strips usage; the real API always sends it.
+            # Only a proxy that strips usage does this, because the real API always sends it.
             del body["usage"]
         if reply.service_tier is not None:
             body["serviceTier"] = {"type": reply.service_tier}

@@ -1,9 +1,9 @@
 """ConverseStream and InvokeModelWithResponseStream over the AWS event-stream framing.
 
-Rates per million tokens, AWS Bedrock on-demand list prices: Claude Sonnet 4 $3
-input, $15 output, $0.30 cache read, $3.75 cache write (5 minutes); Claude Sonnet 4.5
-global profile adds $6 for 1-hour cache writes; Nova Lite $0.06 / $0.24; Llama 3.3
-70B $0.72 / $0.72.
+Rates per million tokens are AWS Bedrock on-demand list prices. Claude Sonnet 4: $3
+input, $15 output, $0.30 cache read, $3.75 cache write (5 minutes). The Claude Sonnet
+4.5 global profile adds $6 for 1-hour cache writes. Nova Lite: $0.06 input, $0.24
+output. Llama 3.3 70B: $0.72 input, $0.72 output.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_converse_stream_closed_early_unknown(client, llm_events) -> None:
     assert event["cost_status"] == "usage_unknown"
 
 
-def test_converse_stream_close_after_end_priced_once(client, llm_events) -> None:
+def test_converse_stream_close_after_end_priced(client, llm_events) -> None:
     response = client.converse_stream(modelId=SONNET_4, messages=MESSAGES)
     list(response["stream"])
     response["stream"].close()

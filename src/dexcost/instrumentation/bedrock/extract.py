@@ -39,8 +39,8 @@ def pricing_model_id(model_id: str) -> str:
     """Return the id to price ``model_id`` by: the resource id inside an ARN.
 
     A foundation-model ARN ends in ``foundation-model/<model id>`` and a
-    cross-region inference profile ARN in ``inference-profile/<profile id>``; both
-    ids are what the price table knows. Plain ids, including the ``us.``, ``eu.``,
+    cross-region inference profile ARN in ``inference-profile/<profile id>``. The price
+    table lists both kinds of id. Plain ids, including the ``us.``, ``eu.``,
     ``apac.`` and ``global.`` profile ids, are kept as they are: the price table has
     separate rates for global and regional profiles. An application inference
     profile or provisioned model ARN ends in an opaque id and stays unpriced.
@@ -64,7 +64,7 @@ class _InvalidUsage(Exception):
 
 
 def _count(value: Any) -> int:
-    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value."""
+    """Return a token count, or 0 when absent. Raise _InvalidUsage for a bad value."""
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -77,8 +77,8 @@ def normalise(
 ) -> TokenUsage | None:
     """Build an inclusive :class:`TokenUsage` from Bedrock's separate counts.
 
-    ``uncached`` is the input count without cache tokens; None there means no usage
-    was reported. Returns None when a count is invalid or the 1-hour cache writes
+    ``uncached`` is the input count without cache tokens, and None there means no
+    usage was reported. Returns None when a count is invalid or the 1-hour cache writes
     exceed all cache writes.
     """
     if uncached is None:
@@ -101,7 +101,7 @@ def normalise(
 
 
 def _one_hour_writes(details: Any) -> Any:
-    """Sum the 1-hour entries of Converse ``cacheDetails``; None when there are none."""
+    """Sum the 1-hour entries of Converse ``cacheDetails``, or return None when there are none."""
     if not isinstance(details, list):
         return None
     total: Any = None
@@ -109,7 +109,7 @@ def _one_hour_writes(details: Any) -> Any:
         if isinstance(detail, Mapping) and detail.get("ttl") == ONE_HOUR_TTL:
             tokens = detail.get("inputTokens")
             if not isinstance(tokens, int) or isinstance(tokens, bool):
-                return -1  # makes the whole usage invalid
+                return -1  # normalise() rejects a negative count, so the usage becomes unknown
             total = (total or 0) + tokens
     return total
 
@@ -137,7 +137,7 @@ def _header_count(headers: Mapping[str, Any], name: str) -> Any:
 
 
 def usage_from_headers(headers: Any) -> TokenUsage | None:
-    """Convert the InvokeModel usage headers; None when Bedrock sent none."""
+    """Convert the InvokeModel usage headers, or return None when Bedrock sent none."""
     if not isinstance(headers, Mapping):
         return None
     return normalise(

@@ -53,7 +53,7 @@ class SDKTypes:
 
     def __init__(self) -> None:
         exceptions = importlib.import_module("botocore.exceptions")
-        # The service answered with an error status: nothing was billed. A request that
+        # The service returned an error status, so nothing was billed. A request that
         # failed validation or signing was never sent, so it was not billed either.
         self.not_billed: tuple[type[BaseException], ...] = (
             exceptions.ClientError,

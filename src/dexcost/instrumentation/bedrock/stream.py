@@ -3,7 +3,7 @@
 The caller gets botocore's own ``EventStream`` object. dexcost swaps the stream's
 private generator of raw event-stream messages for one that reads each message and
 passes it on unchanged, so botocore parses exactly what it would have parsed. The
-patched ``EventStream.close`` (see ``__init__.py``) tells the observer about a stream
+patched ``EventStream.close`` (see ``__init__.py``) notifies the observer of a stream
 closed early, and a finalizer covers a stream dropped unread.
 
 Where the usage is:
@@ -50,7 +50,8 @@ OBSERVER_ATTRIBUTE = "_dexcost_observer"
 # usage_unknown when they are collected, never priced.
 GENERATOR_ATTRIBUTE = "_event_generator"
 
-# Markers that a chunk's JSON may carry usage; other chunks are not decoded.
+# A chunk is decoded only when its bytes contain one of these, because only such
+# chunks can carry usage.
 _USAGE_MARKERS = (b"invocationMetrics", b"message_start", b"message_delta")
 
 
@@ -79,10 +80,10 @@ class StreamObserver:
             self.finish(error_type=code if isinstance(code, str) and code else "EventStreamError")
 
     def on_event(self, event_type: Any, payload: bytes) -> None:
-        """Read one event; subclasses finish the call when its usage arrives."""
+        """Read one event. Subclasses finish the call when its usage arrives."""
 
     def end(self) -> None:
-        """The stream ran to its end; record what is known."""
+        """Record the call after the stream ended, with the usage seen so far if any."""
         self.finish()
 
     def finish(
@@ -91,7 +92,7 @@ class StreamObserver:
         error_type: str | None = None,
         service_tier: str | None = None,
     ) -> None:
-        """Record the call; later calls do nothing."""
+        """Record the call. Calls after the first do nothing."""
         if self.call.finished:
             return
         try:
@@ -169,8 +170,8 @@ class InvokeStreamObserver(StreamObserver):
         return creation.get("ephemeral_1h_input_tokens") if isinstance(creation, Mapping) else None
 
     def _usage_from_metrics(self, metrics: Mapping[str, Any]) -> TokenUsage | None:
-        # Bedrock's metrics are what it bills; Anthropic's events fill in the cache
-        # counts when the metrics lack them, and the 1-hour split, which only they have.
+        # Bedrock bills by its own metrics. Anthropic's events fill in the cache counts
+        # when the metrics lack them, and the 1-hour split, which only they report.
         anthropic = self.anthropic
         return normalise(
             metrics.get("inputTokenCount"),
@@ -222,7 +223,7 @@ def _observed(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
 
 
 def arm_stream(stream: Any, observer: StreamObserver) -> bool:
-    """Route ``stream``'s raw messages through ``observer``; False if not observable."""
+    """Route ``stream``'s raw messages through ``observer``, or return False if it cannot."""
     inner = getattr(stream, GENERATOR_ATTRIBUTE, None)
     if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
         return False
