@@ -1,0 +1,159 @@
+"""litellm instrumentation: completion and embedding, sync and async, streamed or not.
+
+Supported: litellm 1.40 through 1.x. Patched: ``completion``, ``acompletion``,
+``embedding`` and ``aembedding``, plus ``CustomStreamWrapper.__next__``,
+``__anext__``, ``close`` and ``aclose`` to follow streams. ``litellm.Router`` looks
+these functions up on the ``litellm`` module for every attempt, so its calls are
+recorded too, one event per attempt.
+
+Where the patch goes: litellm 1.110 serves ``litellm.completion`` from a dispatch
+module that calls the Python implementation it keeps in a module global
+(``_PYTHON_COMPLETION`` and its siblings). dexcost wraps those globals, so a
+``from litellm import completion`` made before ``dexcost.init()`` is recorded as
+well. A release without that dispatch layer gets its ``litellm`` and ``litellm.main``
+module attributes wrapped instead; there, a name imported from litellm before
+``init()`` keeps the unpatched function and its calls are not recorded.
+
+A request litellm sends through an SDK dexcost instruments (the ``openai`` SDK, for
+OpenAI and Azure) is recorded by that SDK's instrumentation, with the attribute
+``dexcost.routed_by = "litellm"``; every other request is recorded here from
+litellm's response. Either way one request gives one event.
+
+NOTE: the tests run against litellm 1.110 only. Older releases in the supported
+range were checked by reading their attribute names, not by running them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import wrapt
+
+from dexcost.instrumentation.litellm.extract import CHAT, EMBEDDINGS
+from dexcost.instrumentation.litellm.patch import (
+    LiteLLMTypes,
+    make_async_wrapper,
+    make_sync_wrapper,
+)
+from dexcost.instrumentation.litellm.stream import (
+    close_wrapper,
+    make_anext_wrapper,
+    make_next_wrapper,
+)
+from dexcost.instrumentation.registry import Instrumentor
+
+# (public name, dispatch module, global holding the Python implementation, API, async)
+_ENTRY_POINTS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("completion", "litellm.chat_completions.dispatch", "_PYTHON_COMPLETION", CHAT, False),
+    ("acompletion", "litellm.chat_completions.dispatch", "_PYTHON_ACOMPLETION", CHAT, True),
+    ("embedding", "litellm.embeddings.dispatch", "_PYTHON_EMBEDDING", EMBEDDINGS, False),
+    ("aembedding", "litellm.embeddings.dispatch", "_PYTHON_AEMBEDDING", EMBEDDINGS, True),
+)
+
+# Where CustomStreamWrapper lives: its own module since 1.4x, litellm.utils before.
+_STREAM_MODULES = ("litellm.litellm_core_utils.streaming_handler", "litellm.utils")
+
+
+class LiteLLMInstrumentor(Instrumentor):
+    """Patch litellm; every patch is undone by ``uninstrument``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._originals: list[tuple[Any, str, Any]] = []
+
+    def _patch(self, module: ModuleType) -> None:
+        openai = importlib.import_module("openai")  # a dependency of litellm, already loaded
+        stream = _stream_class(module)
+        lib = LiteLLMTypes(
+            module,
+            openai.APIStatusError,
+            _transport_errors(openai),
+            stream if stream is not None else _NoStream,
+        )
+        for public, dispatch_name, python_name, api, is_async in _ENTRY_POINTS:
+            factory = make_async_wrapper if is_async else make_sync_wrapper
+            wrapper = factory(lib, api)
+            dispatch = _import(dispatch_name)
+            if dispatch is not None and callable(getattr(dispatch, python_name, None)):
+                self._wrap(dispatch, python_name, wrapper)
+            else:
+                self._wrap_public(module, public, wrapper)
+        if stream is not None:
+            self._wrap_method(stream, "__next__", make_next_wrapper(lib.is_refusal))
+            self._wrap_method(stream, "__anext__", make_anext_wrapper(lib.is_refusal))
+            self._wrap_method(stream, "close", close_wrapper)
+            self._wrap_method(stream, "aclose", close_wrapper)
+
+    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+        original = getattr(owner, name, None)
+        if original is None or isinstance(original, wrapt.ObjectProxy):
+            return
+        setattr(owner, name, wrapt.FunctionWrapper(original, wrapper))
+        self._originals.append((owner, name, original))
+
+    def _wrap_public(self, module: ModuleType, name: str, wrapper: Callable[..., Any]) -> None:
+        # litellm.completion and litellm.main.completion are one function here; both
+        # names get the same wrapper, so a call through either is recorded once.
+        original = getattr(module, name, None)
+        if original is None or isinstance(original, wrapt.ObjectProxy):
+            return
+        wrapped = wrapt.FunctionWrapper(original, wrapper)
+        main = _import("litellm.main")
+        owners: list[Any] = [module]
+        if main is not None and getattr(main, name, None) is original:
+            owners.append(main)
+        for owner in owners:
+            setattr(owner, name, wrapped)
+            self._originals.append((owner, name, original))
+
+    def _wrap_method(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
+        # Only methods the class defines itself, so an inherited one is never wrapped twice.
+        original = cls.__dict__.get(name)
+        if original is None or isinstance(original, wrapt.ObjectProxy):
+            return
+        wrapt.wrap_function_wrapper(cls, name, wrapper)
+        self._originals.append((cls, name, original))
+
+    def _unpatch(self) -> None:
+        while self._originals:
+            owner, name, original = self._originals.pop()
+            setattr(owner, name, original)
+
+
+class _NoStream:
+    """Stands in for CustomStreamWrapper in a release where it was not found."""
+
+
+def _import(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _transport_errors(openai: ModuleType) -> tuple[type[BaseException], ...]:
+    """Exception classes of a failed connection, from the HTTP clients litellm uses."""
+    found: list[type[BaseException]] = [OSError, openai.APIConnectionError]
+    for module_name, class_name in (
+        ("httpx", "TransportError"),
+        ("httpx2", "TransportError"),
+        ("aiohttp", "ClientConnectionError"),
+    ):
+        # Only clients already loaded: litellm imported the ones it uses.
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def _stream_class(module: ModuleType) -> type | None:
+    for name in _STREAM_MODULES:
+        found = getattr(_import(name), "CustomStreamWrapper", None)
+        if isinstance(found, type):
+            return found
+    found = getattr(module, "CustomStreamWrapper", None)
+    return found if isinstance(found, type) else None
