@@ -20,6 +20,7 @@ if sys.version_info < (3, 11):
         "test_pricing_price_set.py",
         "test_pricing_rate_lint.py",
         "test_pricing_robustness.py",
+        "test_pricing_supplement.py",
     ]
 
 

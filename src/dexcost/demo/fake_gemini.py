@@ -77,21 +77,31 @@ _METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEm
 class GeminiUsage:
     """Token counts of one reply, as the API reports them in ``usageMetadata``.
 
-    ``prompt_tokens`` includes ``cached_tokens``; ``thoughts_tokens`` is not part of
-    ``candidates_tokens``.
+    ``prompt_tokens`` includes ``cached_tokens`` and ``audio_prompt_tokens``;
+    ``thoughts_tokens`` is not part of ``candidates_tokens``.
     """
 
     prompt_tokens: int
     candidates_tokens: int = 0
     cached_tokens: int = 0
     thoughts_tokens: int = 0
+    audio_prompt_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("prompt_tokens", "candidates_tokens", "cached_tokens", "thoughts_tokens"):
+        names = (
+            "prompt_tokens",
+            "candidates_tokens",
+            "cached_tokens",
+            "thoughts_tokens",
+            "audio_prompt_tokens",
+        )
+        for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.cached_tokens > self.prompt_tokens:
             raise ValueError("cached_tokens must not exceed prompt_tokens")
+        if self.audio_prompt_tokens > self.prompt_tokens:
+            raise ValueError("audio_prompt_tokens must not exceed prompt_tokens")
 
     def to_json(self, *, final: bool = True) -> JSONObject:
         """Build ``usageMetadata``; ``final=False`` gives a stream's early chunk shape."""
@@ -106,6 +116,12 @@ class GeminiUsage:
             metadata["cachedContentTokenCount"] = self.cached_tokens
         if self.thoughts_tokens:
             metadata["thoughtsTokenCount"] = self.thoughts_tokens
+        if self.audio_prompt_tokens:
+            text_tokens = self.prompt_tokens - self.audio_prompt_tokens
+            metadata["promptTokensDetails"] = [
+                {"modality": "TEXT", "tokenCount": text_tokens},
+                {"modality": "AUDIO", "tokenCount": self.audio_prompt_tokens},
+            ]
         return metadata
 
 

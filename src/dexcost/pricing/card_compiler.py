@@ -34,6 +34,7 @@ from dexcost.pricing.rate_card import (
     condition_indexes,
     reachable_variant_sets,
 )
+from dexcost.pricing.supplement import SUPPLEMENT_NAME, SupplementEntry
 from dexcost.pricing.usage import LIBRARY_USAGE_KEYS
 
 if TYPE_CHECKING:
@@ -46,8 +47,17 @@ logger = logging.getLogger("dexcost.pricing")
 _CONTEXT_KEYS: Final = frozenset({SERVICE_TIER_KEY, PROCESSING_KEY})
 
 
-def compile_card(library: Library, provider: Provider, model: ModelInfo) -> RateCard:
-    """Build the rate card of `model` as served by `provider`."""
+def compile_card(
+    library: Library,
+    provider: Provider,
+    model: ModelInfo,
+    supplement: SupplementEntry | None = None,
+) -> RateCard:
+    """Build the rate card of `model` as served by `provider`.
+
+    `supplement` adds rates the library lacks (see ``supplement.py``); a rate the
+    library has is never replaced.
+    """
     from genai_prices.types import ModelPrice
 
     if isinstance(model.prices, ModelPrice):
@@ -71,11 +81,14 @@ def compile_card(library: Library, provider: Provider, model: ModelInfo) -> Rate
         for applied in reachable_variant_sets(variants):
             overrides = [library_variants[index].prices for index in applied]
             items = _merged_prices(standard[condition], overrides)
+            if supplement is not None:
+                items = _supplemented(items, supplement)
             price_sets[(condition, applied)] = _compile_price_set(library, items, reported)
 
+    source = library.source if supplement is None else f"{library.source} + {SUPPLEMENT_NAME}"
     return RateCard(
         matched_model=model.id,
-        source=library.source,
+        source=source,
         conditions=conditions,
         variants=variants,
         price_sets=price_sets,
@@ -134,6 +147,14 @@ def _merged_prices(
     merged = dict(vars(standard))
     merged.update(chosen)
     return list(merged.items())
+
+
+def _supplemented(
+    items: list[tuple[str, object]], supplement: SupplementEntry
+) -> list[tuple[str, object]]:
+    present = {key for key, value in items if value is not None}
+    extra = [(key, rate) for key, rate in supplement.rates.items() if key not in present]
+    return [*items, *extra]
 
 
 def _compile_price_set(

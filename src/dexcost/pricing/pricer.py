@@ -26,6 +26,7 @@ from dexcost.pricing.llm_price import LLMPrice, priced, unpriced
 from dexcost.pricing.price_set import PriceSet
 from dexcost.pricing.providers import find_model
 from dexcost.pricing.rate_card import RateCard
+from dexcost.pricing.supplement import find_supplement
 from dexcost.pricing.usage import TokenUsage, usage_counts
 from dexcost.pricing.user_prices import find_user_card
 
@@ -134,7 +135,9 @@ def _compile_entry(library: Library, provider: str, model: str) -> RateCard | LL
         if found is None:
             logger.debug("unpriced %s model %r: not in %s", provider, model, library.source)
             return unpriced(library.source)
-        card = compile_card(library, *found)
+        provider_info, model_info = found
+        supplement = find_supplement(provider_info.id, model)
+        card = compile_card(library, provider_info, model_info, supplement)
     except Exception:  # a library or data surprise must not break pricing of other models
         logger.debug("compiling prices of %s model %r failed", provider, model, exc_info=True)
         return unpriced(library.source)

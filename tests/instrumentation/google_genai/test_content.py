@@ -53,6 +53,17 @@ def test_generate_content_priced_exactly(
     assert attributes["server.address"] == "fake.test"
 
 
+def test_audio_prompt_priced_at_audio_rate(client, fake, llm_events) -> None:
+    # gemini-2.5-flash: text input $0.30, audio input $1.00, output $2.50 per million.
+    # 600 text * 0.30 + 400 audio * 1.00 + 300 output * 2.50 = 1,330 per million.
+    fake.enqueue(FakeGeminiReply(usage=GeminiUsage(1_000, 300, audio_prompt_tokens=400)))
+    client.models.generate_content(model=FLASH, contents="Transcribe this call")
+
+    (event,) = llm_events()
+    assert Decimal(event["cost_usd"]) == Decimal("0.00133")
+    assert event["input_tokens"] == 1_000
+
+
 def test_cached_and_reasoning_attributes(client, fake, llm_events) -> None:
     usage = GeminiUsage(1_000, 300, cached_tokens=400, thoughts_tokens=200)
     fake.enqueue(FakeGeminiReply(usage=usage))

@@ -5,6 +5,8 @@ the context cache (the SDK's field description: "When `cached_content` is set, t
 also includes the number of tokens in the cached content"), which are also reported
 as ``cached_content_token_count``. That matches dexcost's inclusive
 :class:`TokenUsage`, so the prompt count is the input total as it is.
+Audio is billed at its own rate on some models (gemini-2.5-flash), so the AUDIO
+entries of the per-modality details become the audio parts of each total.
 ``thoughts_token_count`` is reported apart from ``candidates_token_count`` (the SDK's
 ``total_token_count`` is their sum plus the prompt), and thinking is billed as
 output, so the output total is the sum of the two and the thoughts are its reasoning
@@ -58,6 +60,23 @@ def _count(value: Any) -> int:
     return value
 
 
+_AUDIO = "AUDIO"
+
+
+def _audio_count(details: Any) -> int:
+    """Return the AUDIO token count of a ``*_tokens_details`` list, 0 when absent."""
+    if not isinstance(details, list):
+        return 0
+    total = 0
+    for entry in details:
+        modality = field(entry, "modality")
+        # The SDK parses the modality into an enum whose value is the API's string.
+        name = getattr(modality, "value", modality)
+        if name == _AUDIO:
+            total += _count(field(entry, "token_count"))
+    return total
+
+
 def usage_from_metadata(metadata: Any) -> TokenUsage | None:
     """Convert ``usage_metadata`` of a content response; None when absent or invalid.
 
@@ -74,15 +93,23 @@ def usage_from_metadata(metadata: Any) -> TokenUsage | None:
         cached = _count(field(metadata, "cached_content_token_count"))
         candidates = _count(field(metadata, "candidates_token_count"))
         thoughts = _count(field(metadata, "thoughts_token_count"))
+        input_audio = _audio_count(field(metadata, "prompt_tokens_details"))
+        cached_audio = _audio_count(field(metadata, "cache_tokens_details"))
+        output_audio = _audio_count(field(metadata, "candidates_tokens_details"))
     except _InvalidUsage:
         return None
-    if cached > input_tokens:
+    if cached > input_tokens or input_audio > input_tokens or cached_audio > cached:
+        return None
+    if output_audio > candidates:
         return None
     return TokenUsage(
         input_tokens=input_tokens,
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
+        input_audio_tokens=input_audio,
+        cache_audio_read_tokens=cached_audio,
+        output_audio_tokens=output_audio,
     )
 
 
