@@ -8,12 +8,25 @@ group them with :func:`task`.
 from __future__ import annotations
 
 from dexcost._version import __version__
+from dexcost.attribution import (
+    DexcostContext,
+    clear_context,
+    context,
+    get_context,
+    set_context,
+)
 from dexcost.config import DexcostConfig
-from dexcost.context import DexcostContext, clear_context, get_context, set_context
 from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS
 from dexcost.pricing import register_model_price
 from dexcost.runtime import flush, init, shutdown
-from dexcost.tasks import TrackedTask, record_cost, record_llm_call, task
+from dexcost.tasks import (
+    TrackedTask,
+    mark_retry,
+    record_cost,
+    record_llm_call,
+    start_task,
+    task,
+)
 
 __all__ = [
     "ALL_SUPPORTED_INSTRUMENTS",
@@ -22,13 +35,16 @@ __all__ = [
     "TrackedTask",
     "__version__",
     "clear_context",
+    "context",
     "flush",
     "get_context",
     "init",
+    "mark_retry",
     "record_cost",
     "record_llm_call",
     "register_model_price",
     "set_context",
     "shutdown",
+    "start_task",
     "task",
 ]

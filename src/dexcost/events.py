@@ -26,7 +26,7 @@ from opentelemetry.trace import (
 )
 
 from dexcost import semconv
-from dexcost.context import DexcostContext, hash_customer_id
+from dexcost.attribution import DexcostContext, hash_customer_id
 from dexcost.pricing import format_usd
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import context as otel_context
 
 from dexcost import semconv
-from dexcost.context import DexcostContext, current_attribution
+from dexcost.attribution import DexcostContext, current_attribution
 from dexcost.events import LLM, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.runtime import current_runtime

@@ -24,10 +24,10 @@ from opentelemetry.trace import Tracer
 
 from dexcost import pricing, semconv
 from dexcost._version import __version__
+from dexcost.attribution import Privacy, set_privacy
 from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
 from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
-from dexcost.context import Privacy, set_privacy
 from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.tasks import SessionTasks

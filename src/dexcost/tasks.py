@@ -26,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from dexcost import semconv
-from dexcost.context import DexcostContext, current_attribution, merged, with_attribution
+from dexcost.attribution import DexcostContext, current_attribution, merged, with_attribution
 from dexcost.events import EXTERNAL, LLM, RETRY, Tokens, attribution_attributes, emit_event
 
 if TYPE_CHECKING:
@@ -105,6 +105,9 @@ class TrackedTask:
         self.auto = auto
         self.status: str | None = None
         self._runtime = runtime
+        # Set by start_task(): the context token to detach on end(), with the thread
+        # and asyncio task that attached it, because a token only detaches there.
+        self._manual_token: tuple[object, int, object] | None = None
         self._lock = threading.Lock()
         self._costs = {LLM: _ZERO, EXTERNAL: _ZERO, RETRY: _ZERO}
         self._event_count = 0
@@ -295,6 +298,36 @@ class TrackedTask:
             reported_cost=reported,
         )
 
+    def mark_retry(
+        self,
+        reason: str,
+        *,
+        cost_usd: str | int | float | Decimal | None = None,
+    ) -> None:
+        """Record that work was repeated, e.g. a call retried after a timeout.
+
+        ``cost_usd`` is the cost of the wasted attempt, and counts as retry cost in the
+        task totals. Leave it out when the attempt was recorded as its own event, so
+        its cost is not counted twice.
+        """
+        if not isinstance(reason, str) or not reason:
+            raise TypeError(f"reason must be a non-empty string such as 'timeout', got {reason!r}")
+        amount = _ZERO if cost_usd is None else parse_cost("cost_usd", cost_usd)
+        emit_event(
+            self._runtime,
+            name=f"retry {reason}",
+            event_type=semconv.RETRY_MARKER,
+            attributes={semconv.RETRY_IS_RETRY: True, semconv.RETRY_REASON: reason},
+            attribution=self._event_attribution(),
+            task=self,
+            cost=amount,
+            cost_status=semconv.PRICED,
+            cost_kind=RETRY,
+            pricing_source="user",
+            parent=self.event_parent(),
+            kind=SpanKind.INTERNAL,
+        )
+
     def _event_attribution(self) -> DexcostContext:
         """Return the attribution for an event recorded through this task's methods.
 
@@ -319,11 +352,20 @@ class TrackedTask:
     # --- lifecycle ---
 
     def end(self, status: str = COMPLETED) -> None:
-        """End the task and write its totals to the task span; later calls do nothing."""
+        """End the task and write its totals to the task span; later calls do nothing.
+
+        ``status`` is ``"completed"``, ``"failed"`` or another short word of your own
+        (``"cancelled"``); ``"failed"`` also marks the span as an error.
+        """
+        if not isinstance(status, str) or not status:
+            raise TypeError(
+                f"status must be a non-empty string such as 'completed', got {status!r}"
+            )
         with self._lock:
             if self.status is not None:
                 return
             self.status = status
+        self._detach_manual_start()
         totals = self.totals()
         from dexcost.pricing import format_usd
 
@@ -346,6 +388,16 @@ class TrackedTask:
         if status == FAILED:
             self.span.set_status(Status(StatusCode.ERROR, "task failed"))
         self.span.end()
+
+    def _detach_manual_start(self) -> None:
+        """Restore the context from before :func:`start_task` when ending where it started."""
+        started = self._manual_token
+        if started is None:
+            return
+        self._manual_token = None
+        token, thread_id, asyncio_task = started
+        if threading.get_ident() == thread_id and _current_asyncio_task() is asyncio_task:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return (
@@ -654,6 +706,43 @@ def task(
     )
 
 
+def _current_asyncio_task() -> object:
+    import asyncio
+
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        return None
+
+
+def start_task(
+    task_type: str,
+    *,
+    customer_id: str | None = None,
+    project_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    task_id: str | None = None,
+) -> TrackedTask:
+    """Start a task without a ``with`` block; end it with ``t.end()`` or ``t.end("failed")``.
+
+    The task becomes the current task of this thread or asyncio task, like a ``with
+    dexcost.task(...)`` block that has been entered. ``end()`` in the same thread or
+    asyncio task restores the context from before. ``end()`` anywhere else only ends
+    the task, so later calls where it started go to the session task.
+    """
+    scope = TaskScope(
+        task_type,
+        customer_id=customer_id,
+        project_id=project_id,
+        metadata=metadata,
+        task_id=task_id,
+    )
+    tracked, ctx = scope._create()
+    token = otel_context.attach(ctx)
+    tracked._manual_token = (token, threading.get_ident(), _current_asyncio_task())
+    return tracked
+
+
 def _task_for_module_call() -> TrackedTask:
     from dexcost.runtime import require_runtime
 
@@ -674,6 +763,14 @@ def record_cost(
     _task_for_module_call().record_cost(
         service, cost_usd, units=units, unit=unit, metadata=metadata
     )
+
+
+def mark_retry(reason: str, *, cost_usd: str | int | float | Decimal | None = None) -> None:
+    """Mark a retry in the current task, or the session task outside any task.
+
+    See :meth:`TrackedTask.mark_retry`.
+    """
+    _task_for_module_call().mark_retry(reason, cost_usd=cost_usd)
 
 
 def record_llm_call(

@@ -228,6 +228,55 @@ def set_context(
     return attribution
 
 
+class ContextScope:
+    """The object :func:`context` returns: attribution for a ``with`` block, sync or async."""
+
+    def __init__(
+        self,
+        customer_id: str | None,
+        project_id: str | None,
+        metadata: Mapping[str, str] | None,
+        agent: str | None,
+    ) -> None:
+        self._fields = {
+            "customer_id": customer_id,
+            "project_id": project_id,
+            "metadata": metadata,
+            "agent": agent,
+        }
+        self._tokens: list[object] = []
+
+    def __enter__(self) -> DexcostContext:
+        attribution = merged(current_attribution(), **self._fields)
+        self._tokens.append(otel_context.attach(with_attribution(attribution)))
+        return attribution
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        otel_context.detach(self._tokens.pop())  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> DexcostContext:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def context(
+    customer_id: str | None = None,
+    project_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    agent: str | None = None,
+) -> ContextScope:
+    """Set attribution for a block: ``with dexcost.context(customer_id="acme"):``.
+
+    Inside the block the attribution is merged as by :func:`set_context`; on exit the
+    attribution in effect before the block comes back, including after an exception.
+    Call ``context(...)`` for each block: one returned object must not be entered by
+    several threads or asyncio tasks at once.
+    """
+    return ContextScope(customer_id, project_id, metadata, agent)
+
+
 def get_context() -> DexcostContext | None:
     """Return the attribution in effect, or None when none is set."""
     attribution = current_attribution()
