@@ -79,7 +79,7 @@ class LiteLLMInstrumentor(Instrumentor):
             wrapper = factory(lib, api)
             dispatch = _import(dispatch_name)
             if dispatch is not None and callable(getattr(dispatch, python_name, None)):
-                self._wrap(dispatch, python_name, wrapper)
+                self._wrap_global(dispatch, python_name, wrapper)
             else:
                 self._wrap_public(module, public, wrapper)
         if stream is not None:
@@ -88,7 +88,7 @@ class LiteLLMInstrumentor(Instrumentor):
             self._wrap_method(stream, "close", close_wrapper)
             self._wrap_method(stream, "aclose", close_wrapper)
 
-    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+    def _wrap_global(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
         original = getattr(owner, name, None)
         if original is None or isinstance(original, wrapt.ObjectProxy):
             return
