@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -36,7 +36,9 @@ from dexcost.buffer_schema import (
     BufferOpenError,
     BufferSchemaError,
     check_not_foreign,
+    check_schema_version,
     migrate,
+    read_schema_version,
     span_to_row,
 )
 from dexcost.errors import warn_user
@@ -58,8 +60,12 @@ __all__ = [
     "Buffer",
     "BufferOpenError",
     "BufferSchemaError",
+    "ModelRateRow",
+    "RateRows",
+    "ServiceRateRow",
     "default_buffer_path",
     "fallback_buffer_path",
+    "read_rate_rows",
     "resolve_buffer_path",
     "span_to_row",
     "suppressed_instrumentation",
@@ -73,6 +79,30 @@ INTERNAL_ERRORS: Final = "internal_errors"
 
 # How long a write waits for another connection's lock before failing.
 BUSY_TIMEOUT_SECONDS: Final = 5.0
+
+# Rate registry rows, money as exact decimal text. ServiceRateRow is
+# (service, per, cost_usd). ModelRateRow is (model, provider, input_per_mtok,
+# output_per_mtok, cache_read_per_mtok, cache_write_per_mtok), where provider ''
+# means any provider and a missing cache price is None.
+ServiceRateRow = tuple[str, str, str]
+ModelRateRow = tuple[str, str, str, str, str | None, str | None]
+
+_SELECT_SERVICE_RATES: Final = "SELECT service, per, cost_usd FROM service_rates ORDER BY service"
+_SELECT_MODEL_RATES: Final = (
+    "SELECT model, provider, input_per_mtok, output_per_mtok, cache_read_per_mtok, "
+    "cache_write_per_mtok FROM model_rates ORDER BY model, provider"
+)
+
+
+class RateRows(NamedTuple):
+    """Every row of the rate registry, sorted by key, in the column order of the row types.
+
+    Values are as SQLite returned them, unchecked: a row written by another program
+    may hold a number or NULL where text belongs.
+    """
+
+    services: list[tuple[object, ...]]
+    models: list[tuple[object, ...]]
 
 
 # --- paths ---
@@ -319,6 +349,39 @@ class Buffer:
                 (key, value, time.time_ns()),
             )
 
+    def rate_rows(self) -> RateRows:
+        """Return the rows of the rate registry as stored, unchecked."""
+        with self._lock, suppressed_instrumentation():
+            return _select_rate_rows(self._open_connection())
+
+    def merge_rates(
+        self, services: Sequence[ServiceRateRow], models: Sequence[ModelRateRow]
+    ) -> None:
+        """Store rate rows in one transaction, replacing rows with the same key.
+
+        The key is the service, or the model with its provider. Other rows stay,
+        and any failure leaves the registry as it was.
+        """
+        now = time.time_ns()
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO service_rates (service, per, cost_usd, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (service) DO UPDATE SET per = excluded.per, "
+                "cost_usd = excluded.cost_usd, updated_at = excluded.updated_at",
+                [(*row, now) for row in services],
+            )
+            connection.executemany(
+                "INSERT INTO model_rates (model, provider, input_per_mtok, output_per_mtok, "
+                "cache_read_per_mtok, cache_write_per_mtok, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, provider) DO UPDATE SET "
+                "input_per_mtok = excluded.input_per_mtok, "
+                "output_per_mtok = excluded.output_per_mtok, "
+                "cache_read_per_mtok = excluded.cache_read_per_mtok, "
+                "cache_write_per_mtok = excluded.cache_write_per_mtok, "
+                "updated_at = excluded.updated_at",
+                [(*row, now) for row in models],
+            )
+
     def close(self) -> None:
         """Close the connection. Later calls do nothing."""
         with self._lock:
@@ -356,6 +419,56 @@ class Buffer:
                     connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+
+def read_rate_rows(path: Path) -> RateRows:
+    """Read the rate registry of the buffer at ``path`` without changing the file.
+
+    The file is opened read-only and never migrated, so an application running an
+    older dexcost can keep writing it. A buffer from before the registry existed
+    (schema version 1) has no rates. Raises BufferOpenError for a missing file or
+    one SQLite cannot read, and BufferSchemaError for a file that is not a dexcost
+    buffer or comes from a newer dexcost.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BufferOpenError(
+            f"no dexcost buffer at {path}: nothing has been stored there yet. Import rates "
+            "with dexcost rates --import FILE, or pass --db (or set DEXCOST_BUFFER_PATH) to "
+            "read another buffer"
+        )
+    # mode=ro never creates the database file; as_uri() escapes '?' and '#' in the path.
+    uri = path.resolve().as_uri() + "?mode=ro"
+    with suppressed_instrumentation():
+        try:
+            connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        except sqlite3.Error as error:
+            raise BufferOpenError(f"cannot open dexcost buffer {path}: {error}") from error
+        try:
+            version = read_schema_version(connection)
+            check_schema_version(version, path)
+            if version == 0:
+                raise BufferSchemaError(
+                    f"{path} is not a dexcost buffer: it has no dexcost schema. Pass --db the "
+                    "buffer file that dexcost.init() writes"
+                )
+            if version < 2:
+                return RateRows([], [])
+            return _select_rate_rows(connection)
+        except sqlite3.Error as error:
+            raise BufferOpenError(
+                f"cannot read the rates in {path}: {error}. Check that this user can read "
+                "the file and write its folder, because SQLite creates a -shm file beside "
+                "a WAL database"
+            ) from error
+        finally:
+            connection.close()
+
+
+def _select_rate_rows(connection: sqlite3.Connection) -> RateRows:
+    services = connection.execute(_SELECT_SERVICE_RATES).fetchall()
+    models = connection.execute(_SELECT_MODEL_RATES).fetchall()
+    return RateRows(services, models)
 
 
 @functools.lru_cache(maxsize=8)

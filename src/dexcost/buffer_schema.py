@@ -121,7 +121,34 @@ _MIGRATION_1: Final = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1,)
+# The rate registry that `dexcost rates --import` fills and `dexcost.init()` loads.
+# Prices are exact decimal TEXT, like money in spans. model_rates uses '' for
+# "any provider" because SQLite treats NULLs in a primary key as distinct, which
+# would allow two provider-less rows for one model.
+_MIGRATION_2: Final = (
+    """
+    CREATE TABLE service_rates (
+        service TEXT PRIMARY KEY CHECK (service <> ''),
+        per TEXT NOT NULL,
+        cost_usd TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE model_rates (
+        model TEXT NOT NULL CHECK (model <> ''),
+        provider TEXT NOT NULL DEFAULT '',
+        input_per_mtok TEXT NOT NULL,
+        output_per_mtok TEXT NOT NULL,
+        cache_read_per_mtok TEXT,
+        cache_write_per_mtok TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (model, provider)
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1, _MIGRATION_2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -149,8 +176,11 @@ def check_schema_version(found: int, path: Path) -> None:
         )
 
 
-# Tables that migration 1 creates; SQLite's own tables start with "sqlite_".
-DEXCOST_TABLES = frozenset({"spans", "counters", "sync_state"})
+# Tables that the migrations create; SQLite's own tables start with "sqlite_". Every
+# migration's tables belong here: check_not_foreign reads the version and the tables
+# outside a transaction, so it can see version 0 and then the tables of a racing
+# process that has just migrated the same new file.
+DEXCOST_TABLES = frozenset({"spans", "counters", "sync_state", "service_rates", "model_rates"})
 
 
 def check_not_foreign(connection: sqlite3.Connection, path: Path) -> None:

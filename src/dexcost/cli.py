@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
 from dexcost._version import __version__
-from dexcost.buffer import default_buffer_path, fallback_buffer_path
+from dexcost.buffer import (
+    Buffer,
+    BufferOpenError,
+    default_buffer_path,
+    fallback_buffer_path,
+    read_rate_rows,
+    resolve_buffer_path,
+)
 from dexcost.pricing.describe import ModelPrices, describe_model_prices
+from dexcost.pricing.money import format_usd
+from dexcost.rates.entries import ModelRate, ServiceRate
+from dexcost.rates.registry import StoredRates, model_row, rates_from_rows, service_row
 from dexcost.status import StatusError, collect_status, render_status_text
 
 BUFFER_PATH_ENV = "DEXCOST_BUFFER_PATH"
@@ -135,6 +147,179 @@ def _prices_json(found: ModelPrices) -> dict[str, object]:
             for context in found.contexts
         ],
     }
+
+
+@main.command()
+@click.option("--list", "list_rates", is_flag=True, help="Print the stored rates.")
+@click.option(
+    "--import",
+    "import_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help=(
+        "Store the rates of a YAML file (- reads standard input), replacing stored "
+        "entries with the same name and keeping the others."
+    ),
+)
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the stored rates to a YAML file that --import reads (- writes to the terminal).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=BUFFER_PATH_ENV,
+    show_envvar=True,
+    help=(
+        "Buffer file that holds the rates. Defaults to ~/.dexcost/buffer.db, or to the "
+        "temp-folder fallback that dexcost uses when the home folder is read-only."
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="With --list, print one JSON object.")
+def rates(
+    list_rates: bool,
+    import_file: Path | None,
+    export_file: Path | None,
+    db: Path | None,
+    as_json: bool,
+) -> None:
+    """Manage the USD rates for paid APIs and LLM models stored in the buffer.
+
+    dexcost.init() loads them when the application starts. Prices registered in code
+    with dexcost.register_model_price() win over them.
+    """
+    chosen = [list_rates, import_file is not None, export_file is not None]
+    if sum(chosen) != 1:
+        raise click.UsageError("pass exactly one of --list, --import FILE or --export FILE")
+    if as_json and not list_rates:
+        raise click.UsageError("--json works with --list only")
+    path = _pick_buffer_path(db)
+    if import_file is not None:
+        click.echo(_import_rates(import_file, path))
+        return
+    stored = _read_stored_rates(path)
+    if export_file is None:
+        output = json.dumps(_rates_json(path, stored), indent=2) if as_json else None
+        click.echo(output or _rates_text(path, stored))
+        return
+    _export_rates(stored, export_file)
+    if str(export_file) != "-":
+        click.echo(
+            f"exported {len(stored.services)} service rate(s) and {len(stored.models)} "
+            f"model price(s) from {path} to {export_file}"
+        )
+
+
+def _import_rates(source: Path, path: Path) -> str:
+    from dexcost.rates.rate_file import RateFileError, parse_rate_file
+
+    name = "<stdin>" if str(source) == "-" else str(source)
+    try:
+        with click.open_file(str(source), encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"cannot read rate file {name}: {error}") from error
+    try:
+        rate_file = parse_rate_file(text, name)
+    except RateFileError as error:
+        raise click.ClickException(f"{error}. Nothing was imported") from error
+    try:
+        with Buffer.open(resolve_buffer_path(path)) as buffer:
+            buffer.merge_rates(
+                [service_row(rate) for rate in rate_file.services],
+                [model_row(rate) for rate in rate_file.models],
+            )
+            stored = rates_from_rows(buffer.rate_rows())
+    except (BufferOpenError, ValueError, OSError) as error:
+        raise click.ClickException(f"{error}. Nothing was imported") from error
+    return (
+        f"imported {len(rate_file.services)} service rate(s) and {len(rate_file.models)} "
+        f"model price(s) from {name} into {path}, which now holds "
+        f"{len(stored.services)} service rate(s) and {len(stored.models)} model price(s). "
+        "Applications load them at dexcost.init(), so restart running ones"
+    )
+
+
+def _read_stored_rates(path: Path) -> StoredRates:
+    try:
+        stored = rates_from_rows(read_rate_rows(path))
+    except BufferOpenError as error:
+        raise click.ClickException(str(error)) from error
+    for problem in stored.skipped:
+        click.echo(f"warning: skipped invalid stored rate {problem}", err=True)
+    return stored
+
+
+def _export_rates(stored: StoredRates, target: Path) -> None:
+    from dexcost.rates.rate_file import render_rate_file
+
+    text = render_rate_file(stored.services, stored.models)
+    try:
+        with click.open_file(str(target), "w", encoding="utf-8", atomic=str(target) != "-") as out:
+            out.write(text)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {target}: {error}") from error
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _rates_text(path: Path, stored: StoredRates) -> str:
+    lines = [f"buffer: {path}", f"service rates ({len(stored.services)}), USD:"]
+    if stored.services:
+        lines += _table(
+            ("service", "per", "cost_usd"),
+            [(rate.service, rate.per, format_usd(rate.cost_usd)) for rate in stored.services],
+        )
+    lines.append(f"model prices ({len(stored.models)}), USD per million tokens:")
+    if stored.models:
+        lines += _table(
+            ("model", "provider", "input", "output", "cache read", "cache write"),
+            [_model_cells(rate) for rate in stored.models],
+        )
+    if not stored.services and not stored.models:
+        lines.append("No rates stored. Add some with: dexcost rates --import FILE")
+    return "\n".join(lines)
+
+
+def _model_cells(rate: ModelRate) -> tuple[str, ...]:
+    def text(value: Decimal | None) -> str:
+        return "-" if value is None else format_usd(value)
+
+    return (
+        rate.model,
+        rate.provider or "any",
+        text(rate.input_per_mtok),
+        text(rate.output_per_mtok),
+        text(rate.cache_read_per_mtok),
+        text(rate.cache_write_per_mtok),
+    )
+
+
+def _rates_json(path: Path, stored: StoredRates) -> dict[str, object]:
+    return {
+        "db_path": str(path),
+        "rates": [_service_json(rate) for rate in stored.services],
+        "models": [_model_json(rate) for rate in stored.models],
+        "skipped": stored.skipped,
+    }
+
+
+def _service_json(rate: ServiceRate) -> dict[str, object]:
+    return {"service": rate.service, "per": rate.per, "cost_usd": format_usd(rate.cost_usd)}
+
+
+def _model_json(rate: ModelRate) -> dict[str, object]:
+    entry: dict[str, object] = {"model": rate.model, "provider": rate.provider}
+    entry.update({name: format_usd(value) for name, value in rate.prices().items()})
+    return entry
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
 from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
+from dexcost.rates import registry as rates_registry
 from dexcost.tasks import SessionTasks
 from dexcost.threads import patch_threads, unpatch_threads
 
@@ -46,7 +47,7 @@ class Runtime:
         self.config = config
         self.redacted_fields = frozenset(config.redact_fields or ())
         self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
-        _check_buffer(self.buffer_path)
+        self.stored_rates = _check_buffer(self.buffer_path)
         self.processor = DexcostSpanProcessor(self.buffer_path)
         # Event spans are built finished and go straight to this processor chain; task
         # spans go through the provider's tracer, which feeds the same chain.
@@ -77,16 +78,19 @@ class Runtime:
         self.provider.shutdown()
 
 
-def _check_buffer(path: Path) -> None:
-    """Open the buffer once, so a file that cannot be a dexcost buffer fails init().
+def _check_buffer(path: Path) -> rates_registry.StoredRates:
+    """Open the buffer once and return its stored rates.
 
+    Opening it here makes a file that cannot be a dexcost buffer fail init().
     Without this, a wrong ``buffer_path`` would only show up later, on the writer
-    thread, as events that never get stored.
+    thread, as events that never get stored. Reading the rates never fails.
     """
     try:
-        Buffer.open(path).close()
+        buffer = Buffer.open(path)
     except BufferOpenError as error:
         raise ValueError(f"buffer_path: {error}") from None
+    with buffer:
+        return rates_registry.read_for_init(buffer)
 
 
 _lock = threading.RLock()
@@ -154,6 +158,7 @@ def init(
         new = Runtime(config)
         old, _runtime = _runtime, new
         set_privacy(Privacy(config.hash_customer_id, new.redacted_fields))
+        rates_registry.install(new.stored_rates)
         if old is not None:
             old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
         _instrumentation.apply(config.auto_instrument)
@@ -191,6 +196,7 @@ def shutdown(timeout: float = 5.0) -> None:
         runtime, _runtime = _runtime, None
         _instrumentation.uninstrument_all()
         unpatch_threads()
+        rates_registry.uninstall()
     if runtime is not None:
         runtime.shutdown(timeout)
 

@@ -2,12 +2,15 @@
 
 They cover models the library lacks (fine-tunes, private deployments, local
 models) and negotiated rates. They need no library, so they also work on
-Python 3.10.
+Python 3.10. Two layers exist: prices registered in code with
+``register_model_price`` and, below them, prices that ``dexcost.init()`` loads
+from the rate registry in the buffer (``dexcost rates --import``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -17,11 +20,24 @@ from dexcost.pricing.rate_card import RateCard
 from dexcost.pricing.usage import LIBRARY_USAGE_KEYS, REPORTED_UNIT_DIMENSIONS
 
 USER_SOURCE: Final = "user"
+STORED_SOURCE: Final = "user rates"
 _TOKENS_PER_RATE: Final = 1_000_000
 
-# (provider or None for any provider, model) -> card. Replaced as a whole on
-# every change, so readers never see a dict being modified.
-_cards: dict[tuple[str | None, str], RateCard] = {}
+# Keyword names of register_model_price mapped to rate card price keys.
+_PRICE_KEYS: Final = {
+    "input_per_mtok": "input_mtok",
+    "output_per_mtok": "output_mtok",
+    "cache_read_per_mtok": "cache_read_mtok",
+    "cache_write_per_mtok": "cache_write_mtok",
+}
+
+_CardKey = tuple[str | None, str]  # (provider or None for any provider, model)
+
+# The two layers, and _cards which merges them for lookups. Each dict is replaced
+# as a whole on every change, so readers never see a dict being modified.
+_registered: dict[_CardKey, RateCard] = {}
+_stored: dict[_CardKey, RateCard] = {}
+_cards: dict[_CardKey, RateCard] = {}
 _write_lock = threading.Lock()
 
 
@@ -62,28 +78,72 @@ def register_model_price(
             "cache_write_per_mtok", cache_write_per_mtok
         )
 
-    card = _card(model, rates)
-    global _cards
+    card = _card(model, rates, USER_SOURCE)
+    global _registered
     with _write_lock:
-        _cards = {**_cards, (provider, model): card}
+        _registered = {**_registered, (provider, model): card}
+        _merge_layers()
 
 
 def clear_model_prices() -> None:
-    """Remove every registered price, so genai-prices prices all models again."""
-    global _cards
+    """Remove every price registered with ``register_model_price``.
+
+    Prices loaded from the buffer's rate registry stay until
+    ``set_stored_model_prices`` replaces them or ``dexcost.shutdown()`` runs.
+    """
+    global _registered
     with _write_lock:
-        _cards = {}
+        _registered = {}
+        _merge_layers()
+
+
+def set_stored_model_prices(
+    prices: Iterable[tuple[str | None, str, Mapping[str, Decimal]]],
+) -> None:
+    """Replace the layer of prices loaded from the rate registry.
+
+    Each item is ``(provider or None, model, prices)`` with prices keyed by the
+    ``register_model_price`` keyword names (``input_per_mtok`` and so on), already
+    checked by the caller. Prices registered in code win over these.
+    """
+    cards = {
+        (provider, model): _card(
+            model,
+            {_PRICE_KEYS[name]: value for name, value in rates.items()},
+            STORED_SOURCE,
+        )
+        for provider, model, rates in prices
+    }
+    global _stored
+    with _write_lock:
+        _stored = cards
+        _merge_layers()
+
+
+def _merge_layers() -> None:
+    """Rebuild ``_cards`` so that two lookups find the right card; hold ``_write_lock``.
+
+    ``find_user_card`` tries ``(provider, model)`` then ``(None, model)``. A price
+    registered in code for any provider must beat a stored price for one provider,
+    so a stored card is dropped when code registered the same model for any
+    provider or for the same provider.
+    """
+    global _cards
+    code_any_provider = {model for provider, model in _registered if provider is None}
+    merged = {key: card for key, card in _stored.items() if key[1] not in code_any_provider}
+    merged.update(_registered)
+    _cards = merged
 
 
 def find_user_card(provider: str, model: str) -> RateCard | None:
-    """Return the registered card for this provider and model, if any."""
+    """Return the user's card for this provider and model, code prices first, if any."""
     cards = _cards
     if not cards:
         return None
     return cards.get((provider, model)) or cards.get((None, model))
 
 
-def _card(model: str, rates: dict[str, Decimal]) -> RateCard:
+def _card(model: str, rates: dict[str, Decimal], source: str) -> RateCard:
     usage_keys = {
         "input_mtok": "input_tokens",
         "output_mtok": "output_tokens",
@@ -107,7 +167,7 @@ def _card(model: str, rates: dict[str, Decimal]) -> RateCard:
     price_set = build_price_set(units, reported)
     return RateCard(
         matched_model=model,
-        source=USER_SOURCE,
+        source=source,
         conditions=(None,),
         variants=(),
         price_sets={(0, ()): price_set},
