@@ -3,7 +3,7 @@
 litellm downloads its model price map when imported unless
 ``LITELLM_LOCAL_MODEL_COST_MAP`` is set, and ``LITELLM_OFFLINE_MODE`` keeps its other
 catalogs local. Both are set before the one import of litellm below, which runs with
-every connection outside 127.0.0.1 refused, as every test here does.
+every connection outside 127.0.0.1 rejected, as every test here does.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def loopback_only() -> Iterator[None]:
 
     def _check(address: Any) -> None:
         if isinstance(address, tuple) and address[0] not in _LOOPBACK:
-            raise OutsideConnection(f"refused connection to {address!r}; use 127.0.0.1")
+            raise OutsideConnection(
+                f"rejected connection to {address!r}: tests may reach 127.0.0.1 only"
+            )
 
     def guarded_connect(self: socket.socket, address: Any) -> None:
         _check(address)
@@ -68,7 +70,9 @@ def loopback_only() -> Iterator[None]:
 
     def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         if host is not None and host not in _LOOPBACK:
-            raise OutsideConnection(f"refused name look-up of {host!r}; use 127.0.0.1")
+            raise OutsideConnection(
+                f"rejected name look-up of {host!r}: tests may reach 127.0.0.1 only"
+            )
         return getaddrinfo(host, *args, **kwargs)
 
     socket.socket.connect = guarded_connect  # type: ignore[method-assign]
@@ -160,7 +164,7 @@ def openai_api(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture
-def refused_port() -> int:
+def closed_port() -> int:
     """A 127.0.0.1 port nothing listens on, so a connection to it is refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -38,7 +38,7 @@ def test_completion_anthropic_counts_inclusive_input(dx, anthropic_api, llm_even
     litellm.completion(**anthropic_kwargs(anthropic_api))
 
     attributes = llm_events()[0]["attributes"]
-    # litellm's prompt_tokens already holds 200 + 5,000 + 1,000.
+    # litellm's prompt_tokens already contains 200 + 5,000 + 1,000.
     assert attributes[semconv.GEN_AI_INPUT_TOKENS] == 6_200
     assert attributes[semconv.GEN_AI_CACHE_READ_TOKENS] == 5_000
     assert attributes[semconv.GEN_AI_CACHE_CREATION_TOKENS] == 1_000

@@ -1,4 +1,4 @@
-"""Failed litellm calls: refusals cost $0, lost connections stay usage_unknown."""
+"""Failed litellm calls: error replies cost $0, lost connections stay usage_unknown."""
 
 from __future__ import annotations
 
@@ -61,14 +61,14 @@ def test_error_with_sdk_instrumented_once(dx_all, openai_api, llm_events) -> Non
     assert len(llm_events()) == 1
 
 
-def test_error_refused_connection_usage_unknown(dx, refused_port, llm_events) -> None:
+def test_error_refused_connection_usage_unknown(dx, closed_port, llm_events) -> None:
     # litellm reports a refused connection as InternalServerError (status 500).
     with pytest.raises(litellm.InternalServerError):
         litellm.completion(
             model="anthropic/claude-sonnet-4-20250514",
             messages=[{"role": "user", "content": "Hi"}],
             max_tokens=64,
-            api_base=f"http://127.0.0.1:{refused_port}",
+            api_base=f"http://127.0.0.1:{closed_port}",
             api_key="sk-ant-test",
         )
 
@@ -77,12 +77,12 @@ def test_error_refused_connection_usage_unknown(dx, refused_port, llm_events) ->
     assert rows[0]["attributes"][semconv.COST_STATUS] == semconv.USAGE_UNKNOWN
 
 
-def test_error_openai_refused_usage_unknown(dx, refused_port, llm_events) -> None:
+def test_error_openai_refused_usage_unknown(dx, closed_port, llm_events) -> None:
     with pytest.raises(litellm.InternalServerError):
         litellm.completion(
             model="openai/gpt-4o-mini",
             messages=[{"role": "user", "content": "Hi"}],
-            api_base=f"http://127.0.0.1:{refused_port}/v1",
+            api_base=f"http://127.0.0.1:{closed_port}/v1",
             api_key="sk-test",
             max_retries=0,
         )
@@ -91,7 +91,7 @@ def test_error_openai_refused_usage_unknown(dx, refused_port, llm_events) -> Non
 
 
 class SlowAnthropic(FakeAnthropicServer):
-    """The fake Anthropic API, answering each request after half a second."""
+    """The fake Anthropic API, replying to each request after half a second."""
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Any:
         time.sleep(0.5)

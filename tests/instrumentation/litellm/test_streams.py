@@ -111,7 +111,7 @@ def test_stream_openai_caller_usage_chunk_kept(dx, openai_api, llm_events) -> No
     assert llm_events()[0]["attributes"][semconv.COST_USD] == MINI_COST
 
 
-def test_stream_openai_caller_refusal_kept(dx, openai_api, llm_events) -> None:
+def test_stream_openai_caller_opt_out_kept(dx, openai_api, llm_events) -> None:
     options = {"include_usage": False}
     list(litellm.completion(**openai_kwargs(openai_api, stream_options=options), stream=True))
 

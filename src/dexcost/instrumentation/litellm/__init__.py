@@ -11,8 +11,8 @@ module that calls the Python implementation it keeps in a module global
 (``_PYTHON_COMPLETION`` and its siblings). dexcost wraps those globals, so a
 ``from litellm import completion`` made before ``dexcost.init()`` is recorded as
 well. A release without that dispatch layer gets its ``litellm`` and ``litellm.main``
-module attributes wrapped instead; there, a name imported from litellm before
-``init()`` keeps the unpatched function and its calls are not recorded.
+module attributes wrapped instead. There, a name imported from litellm before
+``init()`` keeps the unpatched function, so its calls are not recorded.
 
 A request litellm sends through an SDK dexcost instruments (the ``openai`` SDK, for
 OpenAI and Azure) is recorded by that SDK's instrumentation, with the attribute
@@ -54,7 +54,7 @@ _ENTRY_POINTS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("aembedding", "litellm.embeddings.dispatch", "_PYTHON_AEMBEDDING", EMBEDDINGS, True),
 )
 
-# Where CustomStreamWrapper lives: its own module since 1.4x, litellm.utils before.
+# Modules that define CustomStreamWrapper: its own module in 1.110, litellm.utils in 1.40.
 _STREAM_MODULES = ("litellm.litellm_core_utils.streaming_handler", "litellm.utils")
 
 
@@ -83,8 +83,8 @@ class LiteLLMInstrumentor(Instrumentor):
             else:
                 self._wrap_public(module, public, wrapper)
         if stream is not None:
-            self._wrap_method(stream, "__next__", make_next_wrapper(lib.is_refusal))
-            self._wrap_method(stream, "__anext__", make_anext_wrapper(lib.is_refusal))
+            self._wrap_method(stream, "__next__", make_next_wrapper(lib.is_error_reply))
+            self._wrap_method(stream, "__anext__", make_anext_wrapper(lib.is_error_reply))
             self._wrap_method(stream, "close", close_wrapper)
             self._wrap_method(stream, "aclose", close_wrapper)
 

@@ -1,6 +1,6 @@
 """Reading provider, model and usage out of litellm requests and responses.
 
-litellm answers every provider in the OpenAI format. Its ``usage.prompt_tokens``
+litellm returns the reply of every provider in the OpenAI format. Its ``usage.prompt_tokens``
 already contains the prompt tokens read from and written to the prompt cache, also
 for Anthropic, whose own API reports them apart (checked on litellm 1.110:
 ``input_tokens`` 200, ``cache_read_input_tokens`` 5,000 and

@@ -3,7 +3,7 @@
 litellm routes each request to a provider, sometimes through an SDK that dexcost also
 instruments (the ``openai`` SDK for OpenAI and Azure) and otherwise with its own HTTP
 code. The wrapper creates its call record first and marks it as the routing call
-while litellm works: an instrumented SDK call made inside then records the request
+while litellm works. An instrumented SDK call made inside then records the request
 with the usage the SDK reports first-hand, and this wrapper discards its own record.
 When no SDK call happened, the wrapper records the request from litellm's response.
 
@@ -35,7 +35,7 @@ _MODEL_ARGUMENT = 0
 
 
 class LiteLLMTypes:
-    """What the wrappers need from litellm, looked up once at patch time."""
+    """The litellm facts and classes the wrappers use, looked up once at patch time."""
 
     def __init__(
         self,
@@ -54,7 +54,7 @@ class LiteLLMTypes:
         self.stream = stream
         self.provider_names = frozenset(_provider_values(module))
 
-    def is_refusal(self, exc: BaseException) -> bool:
+    def is_error_reply(self, exc: BaseException) -> bool:
         """True when ``exc`` is the provider's error reply, not a failed connection."""
         if not isinstance(exc, self.status_error):
             return False
@@ -75,7 +75,7 @@ def _provider_values(module: Any) -> list[str]:
 
 
 # litellm providers that speak the OpenAI API and send a stream's usage only when the
-# request asks for it with stream_options.include_usage.
+# request sets stream_options.include_usage.
 ASK_FOR_STREAM_USAGE = frozenset({"openai", "azure"})
 
 
@@ -122,9 +122,9 @@ def resolve_provider(
 ) -> tuple[str | None, str]:
     """Return litellm's provider name for a request and the model name without its prefix.
 
-    An explicit ``custom_llm_provider`` or a known ``"<provider>/"`` prefix settles it
-    without asking litellm; otherwise ``litellm.get_llm_provider`` applies litellm's
-    own rules (bare OpenAI model names, ``api_base`` hosts, ...).
+    An explicit ``custom_llm_provider`` or a known ``"<provider>/"`` prefix settles it.
+    Otherwise ``litellm.get_llm_provider`` applies litellm's own rules (bare OpenAI
+    model names, ``api_base`` hosts, ...).
     """
     explicit = kwargs.get("custom_llm_provider")
     if isinstance(explicit, str) and explicit:
@@ -202,7 +202,7 @@ def record_error(plan: CallPlan, lib: LiteLLMTypes, exc: BaseException) -> None:
     # A status error means the provider replied and rejected the request: nothing
     # was billed. Timeouts and dropped connections may have been billed, so they
     # stay unknown.
-    plan.call.finish(error_type=type(exc).__name__, no_charge=lib.is_refusal(exc))
+    plan.call.finish(error_type=type(exc).__name__, no_charge=lib.is_error_reply(exc))
 
 
 def _failed(plan: CallPlan, lib: LiteLLMTypes, exc: BaseException) -> None:
@@ -223,7 +223,7 @@ def _handle_result(plan: CallPlan, lib: LiteLLMTypes, result: Any) -> None:
         return
     hidden = hidden_params(result)
     if hidden.get("cache_hit") is True:
-        # litellm's own response cache answered: no provider was called.
+        # litellm's own response cache returned the reply, so no provider was called.
         call.discard()
         return
     reported = hidden.get("custom_llm_provider")

@@ -1,9 +1,8 @@
 """Observing litellm's ``CustomStreamWrapper`` without replacing it.
 
 The caller gets litellm's own stream object. dexcost patches the class's
-``__next__``, ``__anext__``, ``close`` and ``aclose``; they do nothing extra for a
-stream that carries no observer, which is every stream not returned to a caller of
-a patched function.
+``__next__``, ``__anext__``, ``close`` and ``aclose``. They do nothing extra for a
+stream without an observer, such as a stream litellm uses internally.
 
 Usage comes from the chunks litellm keeps in ``CustomStreamWrapper.chunks``: litellm
 stores each chunk there before it strips the usage from what the caller sees (unless
@@ -71,14 +70,14 @@ class StreamObserver:
         self.call.finish(response_model=model, usage=usage)
 
     def finish_failed(
-        self, error: BaseException, is_refusal: Callable[[BaseException], bool]
+        self, error: BaseException, is_error_reply: Callable[[BaseException], bool]
     ) -> None:
         """Record a stream whose request or iteration raised ``error``."""
         if self._handled_elsewhere():
             return
-        # An error reply before the first chunk is the provider's refusal of the
+        # An error reply before the first chunk is the provider's rejection of the
         # request; after it, output was already billed.
-        no_charge = self.items == 0 and is_refusal(error)
+        no_charge = self.items == 0 and is_error_reply(error)
         self.call.finish(error_type=type(error).__name__, no_charge=no_charge)
 
     def finish_early(self) -> None:
@@ -157,7 +156,7 @@ def _is_added_usage_chunk(observer: StreamObserver, item: Any) -> bool:
         return False
 
 
-def make_next_wrapper(is_refusal: Callable[[BaseException], bool]) -> Callable[..., Any]:
+def make_next_wrapper(is_error_reply: Callable[[BaseException], bool]) -> Callable[..., Any]:
     """Wrap ``CustomStreamWrapper.__next__``."""
 
     def wrapper(
@@ -182,7 +181,7 @@ def make_next_wrapper(is_refusal: Callable[[BaseException], bool]) -> Callable[.
             raise
         except BaseException as exc:
             observer.in_next = False
-            _guarded(observer.finish_failed, exc, is_refusal)
+            _guarded(observer.finish_failed, exc, is_error_reply)
             raise
         observer.in_next = False
         observer.items += 1
@@ -191,7 +190,7 @@ def make_next_wrapper(is_refusal: Callable[[BaseException], bool]) -> Callable[.
     return wrapper
 
 
-def make_anext_wrapper(is_refusal: Callable[[BaseException], bool]) -> Callable[..., Any]:
+def make_anext_wrapper(is_error_reply: Callable[[BaseException], bool]) -> Callable[..., Any]:
     """Wrap ``CustomStreamWrapper.__anext__``."""
 
     async def wrapper(
@@ -216,7 +215,7 @@ def make_anext_wrapper(is_refusal: Callable[[BaseException], bool]) -> Callable[
             raise
         except BaseException as exc:
             observer.in_next = False
-            _guarded(observer.finish_failed, exc, is_refusal)
+            _guarded(observer.finish_failed, exc, is_error_reply)
             raise
         observer.in_next = False
         observer.items += 1
