@@ -104,7 +104,7 @@ class LLMCall:
         error_type: str | None = None,
         no_charge: bool = False,
         service_tier: str | None = None,
-        unit_cost: tuple[Decimal, str] | None = None,
+        unit_cost: tuple[Decimal | None, str | None] | None = None,
         batch: bool = False,
     ) -> None:
         """Price and record the call; only the first call has an effect.
@@ -112,7 +112,8 @@ class LLMCall:
         - ``usage`` given: priced from the price table (at the batch rate when ``batch``),
           or ``reported_cost`` when the provider reported what it charged.
         - ``unit_cost`` given: a call billed per unit other than tokens (a rerank search
-          unit), already priced by the instrumentation as ``(cost, pricing source)``.
+          unit), already priced by the instrumentation as ``(cost, pricing source)``;
+          a cost of None records the call as ``unpriced``.
         - ``usage`` None and ``no_charge``: the provider replied with an error and billed
           nothing, so the event costs $0.
         - ``usage`` None otherwise: ``usage_unknown``, with no cost (never $0).
@@ -156,7 +157,7 @@ class LLMCall:
                 cost, status, source = price.cost_usd, price.status, price.source
         elif unit_cost is not None:
             cost, source = unit_cost
-            status = semconv.PRICED
+            status = semconv.PRICED if cost is not None else semconv.UNPRICED
         elif no_charge:
             cost, status = _ZERO, semconv.PRICED
         else:

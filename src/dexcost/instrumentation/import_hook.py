@@ -69,10 +69,30 @@ class _Finder:
                     break
         finally:
             self._local.busy = False
-        if spec is None or spec.loader is None:
+        if spec is None:
             return None
-        spec.loader = _Loader(spec.loader)  # type: ignore[assignment]
+        loader = spec.loader
+        if loader is None:
+            # A namespace package (mistralai 2.x and later is one): the import system
+            # would give it a NamespaceLoader, so give it one here to wrap.
+            if spec.submodule_search_locations is None:
+                return None
+            loader = _namespace_loader(fullname, spec.submodule_search_locations)
+        spec.loader = _Loader(loader)  # type: ignore[assignment]
         return spec
+
+
+def _namespace_loader(name: str, locations: Any) -> Any:
+    """Return the loader CPython gives a namespace package found on ``locations``."""
+    from importlib import machinery
+
+    # Public from Python 3.11; 3.10 has the same class under a private name only.
+    loader_class = getattr(machinery, "NamespaceLoader", None)
+    if loader_class is None:
+        from importlib import _bootstrap_external
+
+        loader_class = _bootstrap_external._NamespaceLoader
+    return loader_class(name, locations, machinery.PathFinder._get_spec)  # type: ignore[attr-defined]
 
 
 class _Loader:

@@ -14,8 +14,10 @@ import re
 import sys
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from dexcost.errors import warn_user
 from dexcost.instrumentation.import_hook import when_imported
@@ -161,12 +163,52 @@ def is_supported(spec: LibrarySpec, version: str) -> bool:
     return spec.min_version <= parsed < spec.max_version_exclusive
 
 
+class _Gate:
+    """The wrapper dexcost hands to wrapt: runs dexcost's own wrapper while active.
+
+    ``uninstrument`` cannot take a wrapper out from under a wrapper another library
+    added later without removing that one too, so it turns the gate off instead, and
+    the method then only passes calls through.
+    """
+
+    __slots__ = ("active", "wrapper")
+
+    def __init__(self, wrapper: Callable[..., Any]) -> None:
+        self.wrapper = wrapper
+        self.active = True
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        if self.active:
+            return self.wrapper(wrapped, instance, args, kwargs)
+        return wrapped(*args, **kwargs)
+
+
+# Bound on the wrappers looked through to find dexcost's, against a cyclic chain.
+_MAX_WRAPPER_DEPTH = 32
+
+
+def find_gate(value: Any) -> _Gate | None:
+    """Return dexcost's gate among the wrapt wrappers around ``value``, if any."""
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        wrapper = getattr(value, "_self_wrapper", None)
+        if wrapper is None:
+            return None
+        if isinstance(wrapper, _Gate):
+            return wrapper
+        value = getattr(value, "__wrapped__", None)
+    return None
+
+
 class Instrumentor(ABC):
     """Patch one library; ``instrument``/``uninstrument`` are idempotent and restore exactly."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._patched = False
+        # (owner, attribute name, original value or None, gate), in patch order.
+        self._wrapped: list[tuple[Any, str, Any, _Gate]] = []
 
     @property
     def is_instrumented(self) -> bool:
@@ -189,8 +231,41 @@ class Instrumentor(ABC):
     @abstractmethod
     def _patch(self, module: ModuleType) -> None: ...
 
-    @abstractmethod
-    def _unpatch(self) -> None: ...
+    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> bool:
+        """Wrap ``owner.name`` (a class or module attribute) with a wrapt function wrapper.
+
+        Only attributes ``owner`` defines itself: a subclass that inherits a method is
+        covered by the patch on its base, and patching both would record twice. A
+        method dexcost already wraps is not wrapped again; a wrapper left behind by an
+        earlier ``uninstrument`` (because another library wrapped on top) is turned on
+        again. Returns whether dexcost now records through ``owner.name``.
+        """
+        original = vars(owner).get(name)
+        if original is None:
+            return False
+        gate = find_gate(original)
+        if gate is not None:
+            if gate.active:
+                return False
+            gate.wrapper = wrapper
+            gate.active = True
+            self._wrapped.append((owner, name, None, gate))
+            return True
+        import wrapt
+
+        gate = _Gate(wrapper)
+        wrapt.wrap_function_wrapper(owner, name, gate)
+        self._wrapped.append((owner, name, original, gate))
+        return True
+
+    def _unpatch(self) -> None:
+        """Undo every :meth:`_wrap`, newest first."""
+        while self._wrapped:
+            owner, name, original, gate = self._wrapped.pop()
+            gate.active = False
+            current = vars(owner).get(name)
+            if original is not None and getattr(current, "_self_wrapper", None) is gate:
+                setattr(owner, name, original)
 
 
 class InstrumentationManager:

@@ -160,6 +160,8 @@ def test_rerank_unknown_model_unpriced_keeps_units(client_v2, fake, llm_events) 
     assert event["cost_status"] == "unpriced"
     assert event["cost_usd"] is None
     assert event["attributes"]["dexcost.units"] == 2
+    # A rerank call has no tokens, so none are recorded.
+    assert "gen_ai.usage.input_tokens" not in event["attributes"]
 
 
 def test_rerank_without_search_units_unknown(client_v2, fake: FakeCohere, llm_events) -> None:

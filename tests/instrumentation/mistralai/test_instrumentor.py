@@ -87,11 +87,6 @@ def test_init_twice_records_each_call_once(dx, buffer_path, client, llm_events) 
     assert len(llm_events()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mistralai 2.x and later is a namespace package, whose import spec has no "
-    "loader yet when the post-import hook looks for one, so the hook never fires",
-)
 def test_mistral_imported_after_init_is_patched(tmp_path: Path) -> None:
     script = """
         import json, sys

@@ -20,11 +20,7 @@ when the range was set.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.anthropic.batches import make_decode_wrapper
 from dexcost.instrumentation.anthropic.patch import (
@@ -43,10 +39,6 @@ _JSONL_MODULE = "anthropic._decoders.jsonl"
 
 class AnthropicInstrumentor(Instrumentor):
     """Patch the anthropic SDK; every patch is undone by ``uninstrument``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
 
     def _patch(self, module: ModuleType) -> None:
         sdk = SDKTypes(module)
@@ -68,20 +60,6 @@ class AnthropicInstrumentor(Instrumentor):
                 cls = getattr(decoders, class_name, None)
                 if isinstance(cls, type):
                     self._wrap(cls, "__decode__", make_decode_wrapper(is_async=is_async))
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself: a subclass that inherits a method is
-        # covered by the patch on its base, and patching both would record twice.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)
 
 
 def _optional_module(name: str) -> ModuleType | None:

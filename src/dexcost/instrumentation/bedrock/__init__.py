@@ -22,26 +22,15 @@ not by running them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.bedrock.patch import SDKTypes, make_api_call_wrapper
 from dexcost.instrumentation.bedrock.stream import close_wrapper
 from dexcost.instrumentation.registry import Instrumentor
 
-# Marks dexcost's wrapper functions, so a method is never wrapped by dexcost twice.
-DEXCOST = "_dexcost_wrapper"
-
 
 class BedrockInstrumentor(Instrumentor):
     """Patch botocore; every patch is undone by ``uninstrument``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
 
     def _patch(self, module: ModuleType) -> None:
         del module  # the classes live in submodules the botocore package does not import
@@ -49,18 +38,3 @@ class BedrockInstrumentor(Instrumentor):
         eventstream = importlib.import_module("botocore.eventstream")
         self._wrap(client.BaseClient, "_make_api_call", make_api_call_wrapper(SDKTypes()))
         self._wrap(eventstream.EventStream, "close", close_wrapper)
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        original = cls.__dict__.get(name)
-        # Another tool's wrapt wrapper (OpenTelemetry's botocore instrumentation wraps
-        # the same method) is wrapped in turn; only dexcost's own is left alone.
-        if original is None or getattr(getattr(original, "_self_wrapper", None), DEXCOST, False):
-            return
-        setattr(wrapper, DEXCOST, True)
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)

@@ -14,11 +14,7 @@ NOTE: the tests run against cohere 7.3 only. A release without the raw client mo
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.cohere.patch import (
     SDKTypes,
@@ -34,17 +30,10 @@ RAW_CLIENTS = (
     ("cohere.raw_base_client", "RawBaseCohere", "AsyncRawBaseCohere"),
 )
 REQUEST_METHODS = ("chat", "embed", "rerank")
-# The base class of every wrapt wrapper: BaseObjectProxy in wrapt 2.x, ObjectProxy in
-# 1.x. wrapt 2.x's ObjectProxy is a subclass that FunctionWrapper does not derive from.
-WRAPT_PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 class CohereInstrumentor(Instrumentor):
     """Patch the cohere SDK; every patch is undone by ``uninstrument``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
 
     def _patch(self, module: ModuleType) -> None:
         sdk = SDKTypes(importlib.import_module("cohere.core.api_error").ApiError)
@@ -61,16 +50,3 @@ class CohereInstrumentor(Instrumentor):
                 for method in REQUEST_METHODS:
                     self._wrap(cls, method, factory(sdk, method))
                 self._wrap(cls, "chat_stream", make_stream_wrapper(sdk, is_async=is_async))
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself, so a subclass never records twice.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, WRAPT_PROXY):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)

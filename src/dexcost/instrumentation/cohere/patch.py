@@ -31,7 +31,6 @@ from dexcost.instrumentation.cohere.stream import (
     arm_response,
 )
 from dexcost.llm import LLMCall
-from dexcost.pricing import TokenUsage
 from dexcost.runtime import current_runtime
 
 SEARCH_UNIT = "search_unit"
@@ -106,12 +105,8 @@ def _record_rerank(call: LLMCall, body: Any) -> None:
     call.attributes[semconv.UNITS] = units
     call.attributes[semconv.UNIT] = SEARCH_UNIT
     cost = rerank_cost(call.request_model, units)
-    if cost is not None:
-        call.finish(unit_cost=(cost, PRICING_SOURCE))
-    else:
-        # TODO: an empty token usage is the only way LLMCall.finish() gives
-        # "unpriced" today; a rerank model has no token price, so it stays unpriced.
-        call.finish(usage=TokenUsage())
+    # A rerank model missing from the table is recorded unpriced, with its units.
+    call.finish(unit_cost=(cost, PRICING_SOURCE if cost is not None else None))
 
 
 def _record(call: LLMCall, response: Any) -> None:

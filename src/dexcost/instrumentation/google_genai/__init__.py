@@ -17,11 +17,7 @@ leaves its calls unrecorded.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.google_genai.extract import EMBEDDINGS, GENERATE_CONTENT
 from dexcost.instrumentation.google_genai.patch import (
@@ -35,10 +31,6 @@ from dexcost.instrumentation.registry import Instrumentor
 
 class GoogleGenAIInstrumentor(Instrumentor):
     """Patch the google-genai SDK; every patch is undone by ``uninstrument``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
 
     def _patch(self, module: ModuleType) -> None:
         models = importlib.import_module("google.genai.models")
@@ -57,16 +49,3 @@ class GoogleGenAIInstrumentor(Instrumentor):
             )
             self._wrap(async_cls, "_embed_content", make_async_wrapper(api_error, EMBEDDINGS))
             self._wrap(async_cls, "_generate_content_stream", make_async_stream_wrapper(api_error))
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself, and never a method already wrapped.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)

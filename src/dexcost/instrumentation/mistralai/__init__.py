@@ -15,11 +15,7 @@ The Azure and Google Cloud clients are not patched.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.mistralai.extract import CHAT, EMBEDDINGS, TEXT_COMPLETION
 from dexcost.instrumentation.mistralai.patch import (
@@ -39,9 +35,6 @@ _RESOURCES = (
     ("fim", "Fim", TEXT_COMPLETION, (("complete", False), ("stream", True))),
     ("embeddings", "Embeddings", EMBEDDINGS, (("create", False),)),
 )
-# The base class of every wrapt wrapper: BaseObjectProxy in wrapt 2.x, ObjectProxy in
-# 1.x. wrapt 2.x's ObjectProxy is a subclass that FunctionWrapper does not derive from.
-WRAPT_PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 def _client_package() -> str | None:
@@ -56,10 +49,6 @@ def _client_package() -> str | None:
 
 class MistralInstrumentor(Instrumentor):
     """Patch the mistralai SDK; every patch is undone by ``uninstrument``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
 
     def _patch(self, module: ModuleType) -> None:
         package = _client_package()
@@ -84,16 +73,3 @@ class MistralInstrumentor(Instrumentor):
                 )
         self._wrap(sdk.stream, "close", close_wrapper)
         self._wrap(sdk.async_stream, "close", async_close_wrapper)
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself, so a subclass never records twice.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, WRAPT_PROXY):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)

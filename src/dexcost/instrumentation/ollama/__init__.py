@@ -14,9 +14,6 @@ openai instrumentation instead.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
-
-import wrapt
 
 from dexcost.instrumentation.ollama.patch import make_async_wrapper, make_sync_wrapper
 from dexcost.instrumentation.registry import Instrumentor
@@ -28,23 +25,7 @@ _METHOD = "_request"
 class OllamaInstrumentor(Instrumentor):
     """Patch the ollama SDK. ``uninstrument`` undoes every patch."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, Any]] = []
-
     def _patch(self, module: ModuleType) -> None:
         response_error = module.ResponseError
-        for cls, factory in (
-            (module.Client, make_sync_wrapper),
-            (module.AsyncClient, make_async_wrapper),
-        ):
-            original = cls.__dict__.get(_METHOD)
-            if original is None or isinstance(original, wrapt.ObjectProxy):
-                continue
-            wrapt.wrap_function_wrapper(cls, _METHOD, factory(response_error))
-            self._originals.append((cls, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, original = self._originals.pop()
-            setattr(cls, _METHOD, original)
+        self._wrap(module.Client, _METHOD, make_sync_wrapper(response_error))
+        self._wrap(module.AsyncClient, _METHOD, make_async_wrapper(response_error))

@@ -11,11 +11,8 @@ the patched ``create`` and are priced through it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, ClassVar
-
-import wrapt
+from typing import ClassVar
 
 from dexcost.instrumentation.openai.extract import CHAT, EMBEDDINGS, RESPONSES
 from dexcost.instrumentation.openai.patch import (
@@ -51,10 +48,6 @@ class OpenAIInstrumentor(Instrumentor):
 
     targets: ClassVar[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = _TARGETS
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[type, str, Any]] = []
-
     def sdk_types(self, module: ModuleType) -> SDKTypes:
         """Look up the SDK classes and settings the wrappers use."""
         return SDKTypes(module)
@@ -77,17 +70,3 @@ class OpenAIInstrumentor(Instrumentor):
                     self._wrap(cls, method, factory(sdk, api))
         self._wrap(sdk.stream, "close", close_wrapper)
         self._wrap(sdk.async_stream, "close", close_wrapper)
-
-    def _wrap(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself: a subclass that inherits a method is
-        # covered by the patch on its base, and patching both would record twice.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            cls, name, original = self._originals.pop()
-            setattr(cls, name, original)
