@@ -194,10 +194,10 @@ def rates(
         raise click.UsageError("pass exactly one of --list, --import FILE or --export FILE")
     if as_json and not list_rates:
         raise click.UsageError("--json works with --list only")
-    path = _pick_buffer_path(db)
     if import_file is not None:
-        click.echo(_import_rates(import_file, path))
+        click.echo(_import_rates(import_file, db))
         return
+    path = _pick_buffer_path(db)
     stored = _read_stored_rates(path)
     if export_file is None:
         output = json.dumps(_rates_json(path, stored), indent=2) if as_json else None
@@ -211,7 +211,13 @@ def rates(
         )
 
 
-def _import_rates(source: Path, path: Path) -> str:
+def _import_rates(source: Path, db: Path | None) -> str:
+    """Store the rates of ``source`` in ``db`` and return the summary line.
+
+    Without ``db`` the buffer is the one ``dexcost.init()`` picks, so the rates reach
+    the application: the home folder's, or the temp-folder fallback when home is
+    read-only. Reading picks an existing fallback instead, see ``_pick_buffer_path``.
+    """
     from dexcost.rates.rate_file import RateFileError, parse_rate_file
 
     name = "<stdin>" if str(source) == "-" else str(source)
@@ -225,7 +231,8 @@ def _import_rates(source: Path, path: Path) -> str:
     except RateFileError as error:
         raise click.ClickException(f"{error}. Nothing was imported") from error
     try:
-        with Buffer.open(resolve_buffer_path(path)) as buffer:
+        path = resolve_buffer_path(db)
+        with Buffer.open(path) as buffer:
             buffer.merge_rates(
                 [service_row(rate) for rate in rate_file.services],
                 [model_row(rate) for rate in rate_file.models],
