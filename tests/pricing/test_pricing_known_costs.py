@@ -167,9 +167,13 @@ def test_default_service_tier_uses_standard_rates() -> None:
     assert cost("openai", "gpt-5", usage, service_tier="default") == Decimal("2.25")
 
 
-def test_unknown_service_tier_uses_standard_rates() -> None:
+def test_tier_without_rates_unpriced() -> None:
+    # Scale Tier is billed from prepaid capacity, not at the standard per-token rates,
+    # and the price table has no rates for it: the call is unpriced, not $2.25.
     usage = TokenUsage(input_tokens=1_000_000, output_tokens=100_000)
-    assert cost("openai", "gpt-5", usage, service_tier="scale") == Decimal("2.25")
+    price = price_llm("openai", "gpt-5", usage, service_tier="scale", timestamp=WHEN)
+    assert price.cost_usd is None
+    assert price.status == UNPRICED
 
 
 def test_openai_batch_keeps_cache_read_rate() -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.pricing.library import Library
 from dexcost.pricing.providers import LIBRARY_PROVIDER_IDS
+from dexcost.pricing.rate_card import STANDARD_TIERS
 from dexcost.pricing.usage import LIBRARY_USAGE_KEYS
 
 # Price keys of the units a TokenUsage can feed, plus the per-request fee.
@@ -92,7 +93,22 @@ def expected_cost(
     )
     if calculation is None or not billable_by_tokens(calculation.model_price):
         return None
+    if service_tier is not None and not tier_has_rates(calculation, service_tier):
+        # The library falls back to the standard rates for a tier it has no rates for;
+        # dexcost records such a call unpriced, because the provider bills it otherwise.
+        return None
     return calculation.total_price
+
+
+def tier_has_rates(calculation: PriceCalculation, service_tier: str) -> bool:
+    """Return whether the library has rates of their own for ``service_tier``."""
+    if service_tier in STANDARD_TIERS:
+        return True
+    provider, model = calculation.provider, calculation.model
+    if not any(model is candidate for candidate in provider.models):
+        return False  # variants apply only to the provider's own models
+    variants = model.price_variants or ()
+    return any(variant.when.get("service_tier") == service_tier for variant in variants)
 
 
 WHEN = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)

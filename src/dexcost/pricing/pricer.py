@@ -94,6 +94,10 @@ def _price_with_card(
         )
         return unpriced(card.source, card.matched_model)
 
+    if service_tier is not None and not card.prices_tier(service_tier):
+        logger.debug("unpriced %s: no rates for service tier %r", card.matched_model, service_tier)
+        return unpriced(card.source, card.matched_model)
+
     price_set = card.select(service_tier, batch, timestamp)
     if not isinstance(price_set, PriceSet):
         logger.debug("unpriced %s: invalid price table: %s", card.matched_model, price_set)

@@ -50,6 +50,10 @@ class Variant:
         return batch or not self.batch
 
 
+# Service tiers that name the standard rates (OpenAI "default", Bedrock and Anthropic
+# "standard", "auto" when the provider picked the default).
+STANDARD_TIERS: Final = frozenset({"default", "standard", "auto", "on_demand"})
+
 # (service tier or None, batch) -> (variant index, its time condition) for each
 # variant the context matches. A tier that no variant names behaves like None.
 _Candidates = Mapping[tuple[str | None, bool], tuple[tuple[int, Constraint | None], ...]]
@@ -79,6 +83,17 @@ class RateCard:
             fixed = self.price_sets[(len(self.conditions) - 1, ())]
         object.__setattr__(self, "_fixed", fixed)
         object.__setattr__(self, "_candidates", variant_candidates(self.variants))
+
+    def prices_tier(self, service_tier: str) -> bool:
+        """Tell whether the card can price a call in ``service_tier``.
+
+        A tier that names the standard rates always can. Any other tier (flex,
+        priority, scale, reserved) needs a variant of its own: its calls are billed at
+        other rates, so pricing them at the standard ones would be wrong.
+        """
+        if service_tier in STANDARD_TIERS:
+            return True
+        return any(variant.service_tier == service_tier for variant in self.variants)
 
     def select(
         self, service_tier: str | None, batch: bool, timestamp: datetime | None

@@ -149,6 +149,9 @@ def test_converse_service_tier_recorded(client, fake, llm_events) -> None:
     client.converse(modelId=SONNET_4, messages=MESSAGES)
     (event,) = llm_events()
     assert event["attributes"]["openai.response.service_tier"] == "priority"
+    # The price table has no Bedrock priority rates, and priority bills above standard.
+    assert event["cost_status"] == "unpriced"
+    assert event["input_tokens"] > 0
 
 
 @pytest.mark.parametrize(
