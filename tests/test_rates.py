@@ -621,7 +621,10 @@ def test_init_skips_corrupt_row_with_warning(
     assert len(warnings) == 1
     assert "skipped 2 invalid stored rate(s)" in warnings[0].getMessage()
     assert "service 'ocr-api.com': cost_usd" in warnings[0].getMessage()
-    assert "model 'acme-real': input_per_mtok holds b'1' (bytes)" in warnings[0].getMessage()
+    assert (
+        "model 'acme-real': input_per_mtok contains b'1' (bytes), which is not text"
+        in warnings[0].getMessage()
+    )
     assert price_service_usage("maps.googleapis.com", 1) == (Decimal("0.005"), "user rates")
     assert price_service_usage("ocr-api.com", 1) is None
 

@@ -116,7 +116,7 @@ def test_import_invalid_entry_imports_nothing(
 ) -> None:
     run("--import", str(rates_file), "--db", str(buffer_path))
     bad = tmp_path / "bad.yaml"
-    # The first entry is valid and would replace a stored one; the second is not.
+    # The first entry is valid and would replace a stored one, but the second is not.
     bad.write_text(
         'rates:\n  maps.googleapis.com:\n    per: request\n    cost_usd: "9"\n'
         '  ocr-api.com:\n    per: page\n    cost_usd: "abc"\n',
@@ -213,7 +213,7 @@ def test_list_json_output(buffer_path: Path, rates_file: Path) -> None:
     assert report["skipped"] == []
 
 
-def test_list_empty_buffer_says_how(buffer_path: Path, rates_file: Path, tmp_path: Path) -> None:
+def test_list_empty_buffer_prints_hint(buffer_path: Path, rates_file: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("rates: {}\n", encoding="utf-8")
     run("--import", str(empty), "--db", str(buffer_path))

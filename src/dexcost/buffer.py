@@ -98,7 +98,7 @@ class RateRows(NamedTuple):
     """Every row of the rate registry, sorted by key, in the column order of the row types.
 
     Values are as SQLite returned them, unchecked: a row written by another program
-    may hold a BLOB, or text that is not a price.
+    may contain a BLOB, or text that is not a price.
     """
 
     services: list[tuple[object, ...]]

@@ -172,7 +172,7 @@ def _prices_json(found: ModelPrices) -> dict[str, object]:
     envvar=BUFFER_PATH_ENV,
     show_envvar=True,
     help=(
-        "Buffer file that holds the rates. Defaults to ~/.dexcost/buffer.db, or to the "
+        "Buffer file that contains the rates. Defaults to ~/.dexcost/buffer.db, or to the "
         "temp-folder fallback that dexcost uses when the home folder is read-only."
     ),
 )

@@ -83,7 +83,8 @@ def _check_buffer(path: Path) -> rates_registry.StoredRates:
 
     Opening it here makes a file that cannot be a dexcost buffer fail init().
     Without this, a wrong ``buffer_path`` would only show up later, on the writer
-    thread, as events that never get stored. Reading the rates never fails.
+    thread, as events that never get stored. A rate registry that cannot be read is
+    logged and left out, so it does not fail init().
     """
     try:
         buffer = Buffer.open(path)

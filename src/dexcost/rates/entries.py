@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-# Plausible USD prices per million tokens. Real list prices in 2025 run from about
-# $0.01 (cheap cache reads) to $600 (o1-pro output), so a value outside this range is
-# almost always a unit mix-up, such as a price per token. Zero is allowed for
-# self-hosted models that cost nothing per call.
+# Plausible USD prices per million tokens. The non-zero flat rates in genai-prices
+# 0.2.5 run from $0.0011 (a cache read) to $600 (o1-pro output), so a value outside
+# this range is almost always a unit mix-up, such as a price per token. Zero is
+# allowed for self-hosted models that cost nothing per call.
 MIN_PER_MTOK: Final = Decimal("0.001")
 MAX_PER_MTOK: Final = Decimal("1000")
 
@@ -48,7 +48,7 @@ class RateValueError(ValueError):
     """Raised when one field of a rate entry is invalid.
 
     ``field`` names the field (``"cost_usd"``), or is empty when the problem is the
-    entry's name. The message says what is wrong with the value and how to write it.
+    entry's name. The message states what is wrong with the value and how to write it.
     """
 
     def __init__(self, field: str, message: str) -> None:
@@ -115,7 +115,7 @@ def units_in_per(per: str) -> int:
 
 
 def check_name(kind: str, name: object) -> str:
-    """Return ``name`` when it can name a service or model; raise RateValueError otherwise."""
+    """Return ``name`` if it can name a service or model, else raise RateValueError."""
     if not isinstance(name, str) or not name:
         raise RateValueError("", f"the {kind} name is empty. Write the {kind} name as the key")
     if name != name.strip():
@@ -191,7 +191,7 @@ def service_rate(service: str, per: str, cost_usd: str) -> ServiceRate:
 def model_rate(model: str, provider: str | None, prices: Mapping[str, str]) -> ModelRate:
     """Build a checked ModelRate from text prices keyed by field name.
 
-    ``prices`` must contain ``input_per_mtok`` and ``output_per_mtok``; the cache
+    ``prices`` must contain ``input_per_mtok`` and ``output_per_mtok``, and the cache
     prices are optional.
     """
     name = check_name("model", model)

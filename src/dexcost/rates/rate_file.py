@@ -1,7 +1,7 @@
 """The YAML rate file that ``dexcost rates --import`` reads and ``--export`` writes.
 
 The file is walked as a YAML node tree rather than loaded into Python objects,
-because the node tells whether a value was quoted: an unquoted ``0.005`` is a YAML
+because the node records whether a value was quoted: an unquoted ``0.005`` is a YAML
 float, which is not exact, and the message can then say to quote it. Duplicate
 keys, which a plain YAML load silently drops, are rejected the same way.
 """
@@ -101,7 +101,7 @@ def render_rate_file(services: Iterable[ServiceRate], models: Iterable[ModelRate
         },
     }
     # safe_dump quotes every string that YAML would otherwise read as a number,
-    # so "0.005" stays text and the import sees an exact decimal.
+    # so "0.005" stays text and the import reads an exact decimal.
     body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return _FILE_HEADER + body
 
@@ -119,9 +119,7 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 def _read_root(root: yaml.Node | None) -> RateFile:
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL_TAG):
-        raise _Problem(
-            "", "the file is empty. Write a rates: and/or a models: section, see docs/rates.md"
-        )
+        raise _Problem("", "the file is empty. Write a rates: and/or a models: section")
     result = RateFile()
     for section, node in _mapping_items(root, "", "the file", allowed=SECTIONS):
         if section == "rates":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, Inexact, localcontext
 from typing import Final
@@ -84,11 +83,12 @@ def model_row(rate: ModelRate) -> ModelRateRow:
 
 
 def read_for_init(buffer: Buffer) -> StoredRates:
-    """Read the rate registry of an open buffer; never raises.
+    """Read the rate registry of an open buffer, or return no rates when it cannot be read.
 
-    A registry that cannot be read costs its rates, not the application's start,
-    so SQLite errors are logged as a warning. Rows that fail their checks are
-    skipped with one warning that names them.
+    A registry that cannot be read costs its rates, not the application's start, so
+    SQLite errors are logged as a warning and other errors go to
+    ``errors.log_internal_error``. Rows that fail their checks are skipped with one
+    warning that names them.
     """
     try:
         stored = rates_from_rows(buffer.rate_rows())
@@ -188,10 +188,7 @@ _SERVICE_COLUMNS: Final = ("service", "per", "cost_usd")
 def _row_text(value: object, column: str) -> str:
     """Return a column value that must be text, such as a price stored as exact decimal text."""
     if not isinstance(value, str):
-        raise RateValueError(column, f"holds {value!r} ({type(value).__name__}), not text")
+        raise RateValueError(
+            column, f"contains {value!r} ({type(value).__name__}), which is not text"
+        )
     return value
-
-
-def loaded_service_rates() -> Sequence[ServiceRate]:
-    """Return the service rates that ``dexcost.init()`` loaded, for inspection."""
-    return list(_service_rates.values())
