@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+# litellm downloads its model price map when imported unless told to use the copy it
+# ships. Set before any test module can import it, because no test may reach the internet.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 import pytest
 from opentelemetry import context as otel_context

@@ -108,9 +108,45 @@ def _clean_metadata(metadata: object) -> dict[str, str]:
 
 
 def current_attribution(ctx: otel_context.Context | None = None) -> DexcostContext:
-    """Return the attribution stored in ``ctx`` (the current context by default)."""
+    """Return the attribution stored in ``ctx`` (the current context by default).
+
+    Attribution set in this process always wins. Baggage that arrived with an inbound
+    request counts only with ``trust_inbound_context=True``, because otherwise a
+    client could bill its work to another customer by sending a header.
+    """
     value = otel_context.get_value(_ATTRIBUTION_KEY, ctx)
-    return value if isinstance(value, DexcostContext) else _EMPTY
+    if isinstance(value, DexcostContext):
+        return value
+    if _privacy.trust_inbound_context:
+        return inbound_attribution(ctx)
+    return _EMPTY
+
+
+def inbound_attribution(ctx: otel_context.Context | None = None) -> DexcostContext:
+    """Return the attribution carried by ``dexcost.*`` baggage entries in ``ctx``.
+
+    The values go through the same checks as :func:`set_context` (lengths, metadata
+    count), so a remote caller cannot send what local code could not set.
+    """
+    entries = baggage.get_all(ctx)
+    if not entries:
+        return _EMPTY
+    fields: dict[str, object] = {}
+    metadata: dict[str, object] = {}
+    for key, value in entries.items():
+        if not key.startswith("dexcost."):
+            continue
+        if key.startswith(semconv.METADATA_PREFIX):
+            metadata[key[len(semconv.METADATA_PREFIX) :]] = value
+        elif key == semconv.CUSTOMER_ID:
+            fields["customer_id"] = value
+        elif key == semconv.PROJECT_ID:
+            fields["project_id"] = value
+        elif key == semconv.AGENT:
+            fields["agent"] = value
+    if not fields and not metadata:
+        return _EMPTY
+    return merged(_EMPTY, metadata=metadata or None, **fields)
 
 
 def merged(
@@ -152,6 +188,7 @@ class Privacy:
 
     hash_customer_id: bool = False
     redacted_fields: frozenset[str] = frozenset()
+    trust_inbound_context: bool = False
 
 
 _privacy = Privacy()

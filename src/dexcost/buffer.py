@@ -48,7 +48,7 @@ try:
         suppress_instrumentation as _otel_suppress_instrumentation,
     )
 except ImportError:  # opentelemetry-instrumentation is optional
-    _otel_suppress_instrumentation = None
+    _otel_suppress_instrumentation = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = [
     "DROPPED_EVENTS",

@@ -77,6 +77,8 @@ class DexcostConfig:
     enable_retry_heuristics: bool = False
     retry_heuristic_window: float | None = None
     retry_heuristic_threshold: float | None = None
+    propagate_context_to: list[str] | None = None
+    trust_inbound_context: bool = False
     endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
 
     def __post_init__(self) -> None:
@@ -96,6 +98,10 @@ class DexcostConfig:
         self._validate_batching()
         self._validate_retry_settings()
         self.redact_fields = _check_str_list("redact_fields", self.redact_fields)
+        _check_type(
+            "trust_inbound_context", self.trust_inbound_context, bool, "pass True or False"
+        )
+        self._validate_propagation_hosts()
 
         if self.buffer_path is None:
             self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
@@ -108,6 +114,18 @@ class DexcostConfig:
                     "as '/var/lib/myapp/dexcost.db', or None for the default"
                 )
         self._validate_catalog_url()
+
+    def _validate_propagation_hosts(self) -> None:
+        hosts = _check_str_list("propagate_context_to", self.propagate_context_to)
+        for host in hosts or ():
+            pattern = host.strip()
+            if not pattern or "/" in pattern or ":" in pattern or " " in pattern:
+                raise ValueError(
+                    f"propagate_context_to has an invalid host pattern {host!r}; pass host "
+                    "names such as 'billing.internal.example.com' or '*.internal.example.com', "
+                    "without a scheme, port or path"
+                )
+        self.propagate_context_to = hosts
 
     def _read_api_key(self) -> None:
         source = "api_key"

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
-from dexcost import pricing, semconv
+from dexcost import pricing, propagation, semconv
 from dexcost._version import __version__
 from dexcost.attribution import Privacy, set_privacy
 from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
@@ -131,6 +131,8 @@ def init(
     enable_retry_heuristics: bool = False,
     retry_heuristic_window: float | None = None,
     retry_heuristic_threshold: float | None = None,
+    propagate_context_to: Sequence[str] | None = None,
+    trust_inbound_context: bool = False,
 ) -> DexcostConfig:
     """Start dexcost: patch the installed LLM SDKs and record every priced call.
 
@@ -153,12 +155,19 @@ def init(
         enable_retry_heuristics=enable_retry_heuristics,
         retry_heuristic_window=retry_heuristic_window,
         retry_heuristic_threshold=retry_heuristic_threshold,
+        propagate_context_to=propagate_context_to,  # type: ignore[arg-type]
+        trust_inbound_context=trust_inbound_context,
     )
     global _runtime, _atexit_registered
     with _lock:
         new = Runtime(config)
         old, _runtime = _runtime, new
-        set_privacy(Privacy(config.hash_customer_id, new.redacted_fields))
+        set_privacy(
+            Privacy(config.hash_customer_id, new.redacted_fields, config.trust_inbound_context)
+        )
+        # Left in place by shutdown(): attribution set earlier stays in the context,
+        # and it must not start leaking to other companies' servers then.
+        propagation.install(config.propagate_context_to or ())
         rates_registry.install(new.stored_rates)
         if old is not None:
             old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)

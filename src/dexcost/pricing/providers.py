@@ -43,7 +43,7 @@ LIBRARY_PROVIDER_IDS: Final[Mapping[str, str]] = MappingProxyType(
 # price, and matching their model names against hosted providers would charge
 # a hosted rate for a local call, so their calls stay unpriced unless the user
 # registers a price.
-LOCAL_PROVIDERS: Final = frozenset({"ollama"})
+LOCAL_PROVIDERS: Final = frozenset({"ollama", "hosted_vllm", "lm_studio", "llamafile"})
 
 
 def find_model(library: Library, provider: str, model: str) -> tuple[Provider, ModelInfo] | None:

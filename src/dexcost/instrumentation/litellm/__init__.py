@@ -31,8 +31,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import wrapt
-
 from dexcost.instrumentation.litellm.extract import CHAT, EMBEDDINGS
 from dexcost.instrumentation.litellm.patch import (
     LiteLLMTypes,
@@ -61,10 +59,6 @@ _STREAM_MODULES = ("litellm.litellm_core_utils.streaming_handler", "litellm.util
 class LiteLLMInstrumentor(Instrumentor):
     """Patch litellm; every patch is undone by ``uninstrument``."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._originals: list[tuple[Any, str, Any]] = []
-
     def _patch(self, module: ModuleType) -> None:
         openai = importlib.import_module("openai")  # a dependency of litellm, already loaded
         stream = _stream_class(module)
@@ -79,49 +73,23 @@ class LiteLLMInstrumentor(Instrumentor):
             wrapper = factory(lib, api)
             dispatch = _import(dispatch_name)
             if dispatch is not None and callable(getattr(dispatch, python_name, None)):
-                self._wrap_global(dispatch, python_name, wrapper)
+                self._wrap(dispatch, python_name, wrapper)
             else:
                 self._wrap_public(module, public, wrapper)
         if stream is not None:
-            self._wrap_method(stream, "__next__", make_next_wrapper(lib.is_error_reply))
-            self._wrap_method(stream, "__anext__", make_anext_wrapper(lib.is_error_reply))
-            self._wrap_method(stream, "close", close_wrapper)
-            self._wrap_method(stream, "aclose", close_wrapper)
-
-    def _wrap_global(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
-        original = getattr(owner, name, None)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        setattr(owner, name, wrapt.FunctionWrapper(original, wrapper))
-        self._originals.append((owner, name, original))
+            self._wrap(stream, "__next__", make_next_wrapper(lib.is_error_reply))
+            self._wrap(stream, "__anext__", make_anext_wrapper(lib.is_error_reply))
+            self._wrap(stream, "close", close_wrapper)
+            self._wrap(stream, "aclose", close_wrapper)
 
     def _wrap_public(self, module: ModuleType, name: str, wrapper: Callable[..., Any]) -> None:
         # litellm.completion and litellm.main.completion are one function here; both
-        # names get the same wrapper, so a call through either is recorded once.
-        original = getattr(module, name, None)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        wrapped = wrapt.FunctionWrapper(original, wrapper)
+        # names get the wrapper, and each wraps the original, so a call records once.
+        original = vars(module).get(name)
         main = _import("litellm.main")
-        owners: list[Any] = [module]
-        if main is not None and getattr(main, name, None) is original:
-            owners.append(main)
-        for owner in owners:
-            setattr(owner, name, wrapped)
-            self._originals.append((owner, name, original))
-
-    def _wrap_method(self, cls: type, name: str, wrapper: Callable[..., Any]) -> None:
-        # Only methods the class defines itself, so an inherited one is never wrapped twice.
-        original = cls.__dict__.get(name)
-        if original is None or isinstance(original, wrapt.ObjectProxy):
-            return
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
-        self._originals.append((cls, name, original))
-
-    def _unpatch(self) -> None:
-        while self._originals:
-            owner, name, original = self._originals.pop()
-            setattr(owner, name, original)
+        self._wrap(module, name, wrapper)
+        if main is not None and original is not None and vars(main).get(name) is original:
+            self._wrap(main, name, wrapper)
 
 
 class _NoStream:

@@ -1,0 +1,125 @@
+"""Keeping dexcost attribution out of requests to other companies' servers.
+
+Attribution lives in OpenTelemetry baggage. The application's own propagators would
+copy it into the ``baggage`` header of every outgoing request its HTTP
+instrumentation traces, including requests to LLM providers and paid APIs. dexcost wraps ``W3CBaggagePropagator.inject`` (the one place W3C baggage
+is written, whichever composite propagator the application configured): entries
+named ``dexcost.*`` are left out unless the destination host is on the
+``propagate_context_to`` allowlist. Other baggage is untouched.
+
+The destination comes from the current client span, which the OpenTelemetry HTTP
+instrumentations start before they inject (``server.address``, or the host of
+``url.full`` / ``http.url``). When no host is known (a non-recording span, a
+propagator called outside an HTTP client), dexcost's entries are left out.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+
+from dexcost import errors
+
+_PREFIX = "dexcost."
+_HOST_ATTRIBUTES = ("server.address", "net.peer.name")
+_URL_ATTRIBUTES = ("url.full", "http.url")
+
+_lock = threading.Lock()
+_allowed: tuple[str, ...] = ()
+_original_inject: Any = None
+
+
+def normalise_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
+    """Return host patterns in lower case without surrounding space or a trailing dot."""
+    return tuple(pattern.strip().lower().rstrip(".") for pattern in patterns)
+
+
+def host_allowed(host: str | None, patterns: tuple[str, ...]) -> bool:
+    """Tell whether ``host`` matches one of ``patterns`` (``api.example.com``, ``*.internal``).
+
+    ``*.example.com`` matches every subdomain of example.com but not example.com
+    itself; ``*`` matches every host.
+    """
+    if not host or not patterns:
+        return False
+    host = host.lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
+
+
+def destination_host(ctx: otel_context.Context | None) -> str | None:
+    """Return the host of the client request whose span is current in ``ctx``, if known."""
+    span = trace.get_current_span(ctx)
+    attributes = getattr(span, "attributes", None)
+    if not attributes:
+        return None
+    for key in _HOST_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return urlsplit(value).hostname
+    return None
+
+
+def _without_dexcost(ctx: otel_context.Context | None) -> otel_context.Context | None:
+    """Return ``ctx`` with the ``dexcost.*`` baggage removed, or None if it has none."""
+    entries = baggage.get_all(ctx)
+    ours = [key for key in entries if key.startswith(_PREFIX)]
+    if not ours:
+        return None
+    stripped = ctx if ctx is not None else otel_context.get_current()
+    for key in ours:
+        stripped = baggage.remove_baggage(key, stripped)
+    return stripped
+
+
+def _filtered_inject(original: Callable[..., None]) -> Callable[..., None]:
+    def inject(
+        self: Any, carrier: Any, context: otel_context.Context | None = None, *args: Any, **kw: Any
+    ) -> None:
+        try:
+            allowed = _allowed
+            if not (allowed and host_allowed(destination_host(context), allowed)):
+                stripped = _without_dexcost(context)
+                if stripped is not None:
+                    context = stripped
+        except Exception:
+            errors.log_internal_error("filtering outbound baggage")
+            # Never send attribution on an error path: fall back to no baggage at all.
+            return None
+        return original(self, carrier, context, *args, **kw)
+
+    inject.__wrapped__ = original  # type: ignore[attr-defined]
+    return inject
+
+
+def install(allowed_hosts: Iterable[str]) -> None:
+    """Filter dexcost's baggage out of outbound requests, except to ``allowed_hosts``."""
+    global _allowed, _original_inject
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    with _lock:
+        _allowed = normalise_patterns(allowed_hosts)
+        if _original_inject is None:
+            _original_inject = W3CBaggagePropagator.inject
+            W3CBaggagePropagator.inject = _filtered_inject(_original_inject)  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    """Restore the propagator; dexcost's baggage then goes wherever the app sends baggage."""
+    global _allowed, _original_inject
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    with _lock:
+        _allowed = ()
+        if _original_inject is not None:
+            W3CBaggagePropagator.inject = _original_inject  # type: ignore[method-assign]
+            _original_inject = None
