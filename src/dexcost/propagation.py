@@ -2,9 +2,11 @@
 
 Attribution lives in OpenTelemetry baggage. The application's own propagators would
 copy it into the ``baggage`` header of every outgoing request its HTTP
-instrumentation traces, including requests to LLM providers and paid APIs. dexcost wraps ``W3CBaggagePropagator.inject`` (the one place W3C baggage
-is written, whichever composite propagator the application configured): entries
-named ``dexcost.*`` are left out unless the destination host is on the
+instrumentation traces, including requests to LLM providers and paid APIs.
+
+dexcost wraps ``W3CBaggagePropagator.inject``, the one place W3C baggage is written
+whichever composite propagator the application configured. Entries named
+``dexcost.*`` are left out unless the destination host is on the
 ``propagate_context_to`` allowlist. Other baggage is untouched.
 
 The destination comes from the current client span, which the OpenTelemetry HTTP
