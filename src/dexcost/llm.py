@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 
-from dexcost import semconv
+from dexcost import errors, semconv
 from dexcost.attribution import DexcostContext, current_attribution
-from dexcost.events import LLM, AttributeValue, Tokens, emit_event
+from dexcost.events import LLM, RETRY, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.runtime import current_runtime
 from dexcost.tasks import TrackedTask, resolve_task
 
 if TYPE_CHECKING:
+    from dexcost.retry import RetryHeuristicEngine
     from dexcost.runtime import Runtime
 
 _ZERO = Decimal(0)
@@ -165,8 +166,17 @@ class LLMCall:
 
         # After a re-init the new runtime stores the event; after shutdown the old one
         # still does, so a stream that ends late is not lost.
+        runtime = current_runtime() or self.runtime
+        cost_kind = LLM
+        engine = runtime.retry_engine
+        if engine is not None:
+            try:
+                if self._is_retry(engine, response_model, usage, error_type, attributes):
+                    cost_kind = RETRY
+            except Exception:
+                errors.log_internal_error("scoring a call as a retry")
         emit_event(
-            current_runtime() or self.runtime,
+            runtime,
             name=f"{self.operation} {self.request_model or response_model or 'unknown'}",
             event_type=semconv.LLM_CALL,
             attributes=attributes,
@@ -174,13 +184,35 @@ class LLMCall:
             task=self.task,
             cost=cost,
             cost_status=status,
-            cost_kind=LLM,
+            cost_kind=cost_kind,
             pricing_source=source,
             tokens=tokens,
             parent=self.parent,
             start_ns=self.start_ns,
             error_type=error_type,
         )
+
+    def _is_retry(
+        self,
+        engine: RetryHeuristicEngine,
+        response_model: str | None,
+        usage: TokenUsage | None,
+        error_type: str | None,
+        attributes: dict[str, AttributeValue],
+    ) -> bool:
+        """Feed the retry engine and flag this call when it is a probable retry."""
+        model = self.request_model or response_model or ""
+        if error_type is not None and usage is None:
+            engine.record_failure(self.task.task_id, model, error_type)
+            return False
+        if usage is None or error_type is not None:
+            return False
+        confidence = engine.score(self.task.task_id, model)
+        if confidence is None:
+            return False
+        attributes[semconv.RETRY_IS_RETRY] = True
+        attributes[semconv.RETRY_CONFIDENCE] = confidence
+        return True
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from dexcost.console import ConsoleSpanPrinter
 from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.rates import registry as rates_registry
+from dexcost.retry import RetryHeuristicEngine
 from dexcost.tasks import SessionTasks
 from dexcost.threads import patch_threads, unpatch_threads
 
@@ -67,6 +68,9 @@ class Runtime:
             self.provider.add_span_processor(ConsoleSpanPrinter())
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.sessions = SessionTasks(self)
+        self.retry_engine: RetryHeuristicEngine | None = None
+        if config.enable_retry_heuristics:
+            self.retry_engine = RetryHeuristicEngine(config.retry_window, config.retry_threshold)
 
     def flush(self, timeout: float) -> bool:
         return self.processor.force_flush(int(timeout * 1000))
