@@ -24,6 +24,7 @@ from dexcost.tasks import (
     mark_retry,
     record_cost,
     record_llm_call,
+    record_usage,
     start_task,
     task,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "mark_retry",
     "record_cost",
     "record_llm_call",
+    "record_usage",
     "register_model_price",
     "set_context",
     "shutdown",

@@ -21,6 +21,7 @@ from dexcost import errors, semconv
 from dexcost.attribution import DexcostContext, current_attribution
 from dexcost.events import LLM, RETRY, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
+from dexcost.pricing.user_prices import find_user_card
 from dexcost.runtime import current_runtime
 from dexcost.tasks import TrackedTask, resolve_task
 
@@ -150,7 +151,7 @@ class LLMCall:
             else:
                 price = price_llm(
                     self.provider,
-                    response_model or self.request_model or "",
+                    self._priced_model(response_model),
                     usage,
                     service_tier=service_tier,
                     batch=batch,
@@ -191,6 +192,23 @@ class LLMCall:
             start_ns=self.start_ns,
             error_type=error_type,
         )
+
+    def _priced_model(self, response_model: str | None) -> str:
+        """Return the model to price: the response's, or the request's if only it has a user price.
+
+        OpenAI answers ``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``. A price the user
+        registered for the name they send must still apply.
+        """
+        requested = self.request_model
+        if not response_model:
+            return requested or ""
+        only_request_has_user_price = (
+            requested is not None
+            and requested != response_model
+            and find_user_card(self.provider, response_model) is None
+            and find_user_card(self.provider, requested) is not None
+        )
+        return requested if only_request_has_user_price and requested else response_model
 
     def _is_retry(
         self,

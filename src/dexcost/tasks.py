@@ -238,6 +238,50 @@ class TrackedTask:
             kind=SpanKind.INTERNAL,
         )
 
+    def record_usage(
+        self,
+        service: str,
+        units: int | float | Decimal | str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record ``units`` of a paid service, priced from the rates you registered.
+
+        The price comes from ``dexcost rates --import`` (see the rates docs). A service
+        without a rate is recorded ``unpriced`` with its units, never as $0.
+        """
+        from dexcost.rates.registry import price_service_usage
+
+        if not isinstance(service, str) or not service:
+            raise TypeError(
+                f"service must be a non-empty string such as 'maps.googleapis.com', "
+                f"got {service!r}"
+            )
+        count = _parse_units(units)
+        priced = price_service_usage(service, count)
+        attributes: dict[str, str | bool | int | float] = {
+            semconv.SERVICE: service,
+            semconv.UNITS: int(count) if count == count.to_integral_value() else float(count),
+        }
+        attribution = self._event_attribution()
+        if metadata:
+            attribution = merged(attribution, metadata=metadata)
+        cost, source = priced if priced is not None else (None, None)
+        emit_event(
+            self._runtime,
+            name=f"external_cost {service}",
+            event_type=semconv.EXTERNAL_COST,
+            attributes=attributes,
+            attribution=attribution,
+            task=self,
+            cost=cost,
+            cost_status=semconv.PRICED if cost is not None else semconv.UNPRICED,
+            cost_kind=EXTERNAL,
+            pricing_source=source,
+            parent=self.event_parent(),
+            kind=SpanKind.INTERNAL,
+        )
+
     def record_llm_call(
         self,
         provider: str,
@@ -706,6 +750,21 @@ def task(
     )
 
 
+def _parse_units(units: object) -> Decimal:
+    """Return ``units`` as an exact Decimal, or raise for a value that is not a count."""
+    if isinstance(units, bool) or not isinstance(units, (int, float, Decimal, str)):
+        raise TypeError(f"units must be a number such as 3 or '2.5', got {units!r}")
+    try:
+        # A float goes through its shortest repr, so 2.5 is Decimal("2.5"), not its binary
+        # expansion.
+        value = Decimal(repr(units)) if isinstance(units, float) else Decimal(units)
+    except InvalidOperation:
+        raise ValueError(f"units={units!r} is not a number; pass a count such as 3") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"units={units!r} is invalid; pass a finite count of 0 or more")
+    return value
+
+
 def _current_asyncio_task() -> object:
     import asyncio
 
@@ -763,6 +822,19 @@ def record_cost(
     _task_for_module_call().record_cost(
         service, cost_usd, units=units, unit=unit, metadata=metadata
     )
+
+
+def record_usage(
+    service: str,
+    units: int | float | Decimal | str,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Record usage of a paid service in the current task, or the session task outside one.
+
+    See :meth:`TrackedTask.record_usage`.
+    """
+    _task_for_module_call().record_usage(service, units, metadata=metadata)
 
 
 def mark_retry(reason: str, *, cost_usd: str | int | float | Decimal | None = None) -> None:

@@ -262,3 +262,18 @@ def test_invalid_counts_are_usage_unknown(client, fake: FakeOpenAI, llm_events, 
     (event,) = llm_events()
     assert event["cost_status"] == "usage_unknown"
     assert event["input_tokens"] is None
+
+
+def test_user_price_for_requested_alias_applies(client, llm_events) -> None:
+    # The user priced the name they send; the response names the dated snapshot.
+    dexcost.register_model_price("gpt-4o-mini", input_per_mtok="1", output_per_mtok="2")
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        dexcost.pricing.clear_model_prices()
+
+    (event,) = llm_events()
+    assert event["attributes"]["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    # 1,200 * $1 + 300 * $2 per million.
+    assert Decimal(event["cost_usd"]) == Decimal("0.0018")
+    assert event["attributes"]["dexcost.pricing.source"] == "user"
