@@ -203,3 +203,67 @@ async def test_context_block_async_tasks_apart(dx, stored: Stored) -> None:
         by_customer[call["customer_id"]] = by_customer.get(call["customer_id"], 0) + 1
     assert by_customer == {"acme": 3, "beta": 3, "gamma": 3}
     assert dexcost.get_context() is None
+
+
+# --- session tasks end when idle ---
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_session_task_ends(dx, stored: Stored) -> None:
+    from dexcost.runtime import current_runtime
+
+    runtime = current_runtime()
+    assert runtime is not None
+    clock = _Clock()
+    runtime.sessions._clock = clock
+    dexcost.set_context(customer_id="acme")
+    dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    clock.now += 301.0
+    dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+
+    sessions = [row for row in stored("task") if row["task_type"] == "agent_session"]
+    # The first session task ended when the second call found it idle; the second is open.
+    assert len(sessions) == 1
+    assert sessions[0]["attributes"]["dexcost.task.status"] == "completed"
+    assert Decimal(sessions[0]["attributes"]["dexcost.task.cost_usd"]) == ONE_CALL_USD
+    calls = stored("llm_call")
+    assert calls[0]["task_id"] != calls[1]["task_id"]
+
+
+def test_active_session_task_stays_open(dx, stored: Stored) -> None:
+    from dexcost.runtime import current_runtime
+
+    runtime = current_runtime()
+    assert runtime is not None
+    clock = _Clock()
+    runtime.sessions._clock = clock
+    dexcost.set_context(customer_id="acme")
+    for _ in range(4):
+        dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+        clock.now += 200.0
+
+    calls = stored("llm_call")
+    assert len({call["task_id"] for call in calls}) == 1
+    assert [row for row in stored("task") if row["task_type"] == "agent_session"] == []
+
+
+def test_flush_ends_idle_session_tasks(dx, stored: Stored) -> None:
+    from dexcost.runtime import current_runtime
+
+    runtime = current_runtime()
+    assert runtime is not None
+    clock = _Clock()
+    runtime.sessions._clock = clock
+    dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    clock.now += 301.0
+    dexcost.flush()
+
+    (session,) = [row for row in stored("task") if row["task_type"] == "agent_session"]
+    assert session["attributes"]["dexcost.task.event_count"] == 1

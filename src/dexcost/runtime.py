@@ -73,6 +73,7 @@ class Runtime:
             self.retry_engine = RetryHeuristicEngine(config.retry_window, config.retry_threshold)
 
     def flush(self, timeout: float) -> bool:
+        self.sessions.end_idle()
         return self.processor.force_flush(int(timeout * 1000))
 
     def shutdown(self, timeout: float) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
@@ -45,6 +46,8 @@ MAX_TASK_TYPE_LENGTH = 256
 COMPLETED = "completed"
 FAILED = "failed"
 SESSION_TASK_TYPE = "agent_session"
+# A session task with no new event for this long is ended, so its totals are final.
+SESSION_IDLE_SECONDS = 300.0
 
 
 def parse_cost(name: str, value: object) -> Decimal:
@@ -254,8 +257,7 @@ class TrackedTask:
 
         if not isinstance(service, str) or not service:
             raise TypeError(
-                f"service must be a non-empty string such as 'maps.googleapis.com', "
-                f"got {service!r}"
+                f"service must be a non-empty string such as 'maps.googleapis.com', got {service!r}"
             )
         count = _parse_units(units)
         priced = price_service_usage(service, count)
@@ -459,46 +461,78 @@ def current_task(ctx: otel_context.Context | None = None) -> TrackedTask | None:
 class SessionTasks:
     """Session tasks for costs recorded outside any task, one per attribution.
 
-    A session task stays open until shutdown so that a process makes one task per
-    agent and customer, not one per call. At most ``max_open`` stay open. Past that, the
-    least recently used one is ended, so its totals are final, and a new one starts on
-    its next event.
+    A session task groups the calls of one agent and customer, so a process makes one
+    task per agent and customer, not one per call. It ends when no event joined it for
+    ``idle_seconds`` (checked whenever an event needs a session task), at shutdown, or
+    when more than ``max_open`` are open and it is the least recently used. Its next
+    event then starts a new one.
     """
 
-    def __init__(self, runtime: Runtime, max_open: int = 1024) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        max_open: int = 1024,
+        idle_seconds: float = SESSION_IDLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._runtime = runtime
         self._max_open = max_open
+        self._idle_seconds = idle_seconds
+        self._clock = clock
         self._lock = threading.Lock()
-        self._open: OrderedDict[tuple[str | None, ...], TrackedTask] = OrderedDict()
+        # Least recently used first: (task, time of its last event).
+        self._open: OrderedDict[tuple[str | None, ...], tuple[TrackedTask, float]] = OrderedDict()
 
     def for_attribution(self, attribution: DexcostContext) -> TrackedTask:
         # Metadata varies per request, so it does not split session tasks.
         key = (attribution.customer_id, attribution.project_id, attribution.agent)
+        now = self._clock()
+        ended: list[TrackedTask] = []
         with self._lock:
-            task = self._open.get(key)
-            if task is not None:
+            self._take_idle(now, ended)
+            entry = self._open.get(key)
+            if entry is not None:
+                task = entry[0]
+                self._open[key] = (task, now)
                 self._open.move_to_end(key)
-                return task
-            task = TrackedTask(
-                self._runtime,
-                task_type=attribution.agent or SESSION_TASK_TYPE,
-                task_id=None,
-                attribution=replace(attribution, metadata=MappingProxyType({})),
-                parent_task=None,
-                parent=otel_context.Context(),
-                auto=True,
-            )
-            self._open[key] = task
-            evicted = (
-                self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
-            )
-        if evicted is not None:
-            evicted.end()
+            else:
+                task = TrackedTask(
+                    self._runtime,
+                    task_type=attribution.agent or SESSION_TASK_TYPE,
+                    task_id=None,
+                    attribution=replace(attribution, metadata=MappingProxyType({})),
+                    parent_task=None,
+                    parent=otel_context.Context(),
+                    auto=True,
+                )
+                self._open[key] = (task, now)
+                if len(self._open) > self._max_open:
+                    ended.append(self._open.popitem(last=False)[1][0])
+        for old in ended:
+            old.end()
         return task
+
+    def end_idle(self) -> int:
+        """End the session tasks idle for longer than the idle period; return how many."""
+        ended: list[TrackedTask] = []
+        with self._lock:
+            self._take_idle(self._clock(), ended)
+        for task in ended:
+            task.end()
+        return len(ended)
+
+    def _take_idle(self, now: float, ended: list[TrackedTask]) -> None:
+        # The dict is in order of last use, so the idle tasks are at its front.
+        while self._open:
+            key, (task, last_event) = next(iter(self._open.items()))
+            if now - last_event <= self._idle_seconds:
+                return
+            del self._open[key]
+            ended.append(task)
 
     def end_all(self) -> None:
         with self._lock:
-            tasks = list(self._open.values())
+            tasks = [task for task, _ in self._open.values()]
             self._open.clear()
         for task in tasks:
             task.end()
