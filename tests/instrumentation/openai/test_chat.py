@@ -277,3 +277,29 @@ def test_user_price_for_requested_alias_applies(client, llm_events) -> None:
     # 1,200 * $1 + 300 * $2 per million.
     assert Decimal(event["cost_usd"]) == Decimal("0.0018")
     assert event["attributes"]["dexcost.pricing.source"] == "user"
+
+
+def test_self_hosted_reasoner_user_price(make_http_client, llm_events) -> None:
+    # A self-hosted OpenAI-compatible reasoning model priced by the user at $1 input and
+    # $2 output per million: 100 * 1 + 1,200 * 2 = 2,500 per million. Reasoning tokens
+    # are part of the 1,200 completion tokens, so they are neither dropped ($0.0005) nor
+    # counted twice ($0.0045).
+    fake = FakeOpenAI(models={"acme-reasoner": "acme-reasoner"})
+    fake.enqueue(
+        FakeReply(usage=FakeUsage(prompt_tokens=100, completion_tokens=1_200, reasoning_tokens=1_000))
+    )
+    dexcost.register_model_price("acme-reasoner", input_per_mtok="1.00", output_per_mtok="2.00")
+    try:
+        with openai.OpenAI(
+            api_key="sk-test",
+            base_url="http://vllm.internal:8000/v1",
+            http_client=make_http_client(fake, asynchronous=False),
+            max_retries=0,
+        ) as client:
+            client.chat.completions.create(model="acme-reasoner", messages=MESSAGES)
+    finally:
+        dexcost.pricing.clear_model_prices()
+
+    (event,) = llm_events()
+    assert Decimal(event["cost_usd"]) == Decimal("0.0025")
+    assert event["attributes"]["gen_ai.usage.reasoning.output_tokens"] == 1_000
