@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOG_PATH = ROOT / "src" / "dexcost" / "catalog" / "data" / "services.json"
 PAGE_PATH = ROOT / "docs" / "catalog.md"
 
-# Display order and headings; a category missing here is listed after these.
+# Display order and headings. A category missing here is listed after these.
 CATEGORY_TITLES = {
     "search": "Search",
     "scraping": "Scraping and crawling",
@@ -46,7 +46,7 @@ def _cell(text: str) -> str:
 
 
 def _plain(value: Decimal) -> str:
-    """Write a decimal without exponent and without trailing zeros."""
+    """Format a decimal without exponent and without trailing zeros."""
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

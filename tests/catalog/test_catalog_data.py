@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG_PATH = ROOT / "src" / "dexcost" / "catalog" / "data" / "services.json"
 REFERENCE_SCRIPT = ROOT / "scripts" / "catalog_reference.py"
 
-# The day the prices were read; a later check date would be a typo.
+# The day the prices were read. A later check date would be a typo.
 TODAY = dt.date(2026, 12, 4)
 TARGET_COUNT = 163
 
@@ -84,7 +84,7 @@ HEADER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FIELD_PATTERN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
-# Bounds for the price of one unit in USD; outside them a price is probably a typo.
+# Bounds for the price of one unit in USD. A price outside them is probably a typo.
 MIN_UNIT_PRICE = Decimal("0.000001")
 MAX_UNIT_PRICE = Decimal("50")
 # Entries whose price of one unit lies outside the bounds on purpose, with the reason.
