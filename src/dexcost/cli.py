@@ -22,6 +22,8 @@ from dexcost.pricing.describe import ModelPrices, describe_model_prices
 from dexcost.pricing.money import format_usd
 from dexcost.rates.entries import ModelRate, ServiceRate
 from dexcost.rates.registry import StoredRates, model_row, rates_from_rows, service_row
+from dexcost.report.command import report
+from dexcost.scan.command import scan
 from dexcost.status import StatusError, collect_status, render_status_text
 
 BUFFER_PATH_ENV = "DEXCOST_BUFFER_PATH"
@@ -31,6 +33,10 @@ BUFFER_PATH_ENV = "DEXCOST_BUFFER_PATH"
 @click.version_option(__version__, prog_name="dexcost")
 def main() -> None:
     """dexcost: price every LLM and paid API call and attribute the cost."""
+
+
+main.add_command(scan)
+main.add_command(report)
 
 
 def _pick_buffer_path(db: Path | None) -> Path:
