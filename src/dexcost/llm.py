@@ -35,6 +35,9 @@ _ZERO = Decimal(0)
 # usage the SDK reports first-hand. Kept in the OpenTelemetry context, so it follows the
 # call into the worker threads dexcost carries context into.
 _ROUTING_CALL_KEY = otel_context.create_key("dexcost-routing-llm-call")
+# The SDK call in progress in this context. The HTTP capture skips requests sent while
+# it is unfinished, so the HTTP request an SDK call makes is never priced a second time.
+_SDK_CALL_KEY = otel_context.create_key("dexcost-sdk-llm-call")
 # Makes finish() exactly-once when a stream's close and its last item race on two
 # threads. One shared lock: uncontended, it is cheaper than a lock per call.
 _FINISH_LOCK = threading.Lock()
@@ -87,6 +90,9 @@ class LLMCall:
         self.task = task if task is not None else resolve_task(runtime, current, self.attribution)
         self.parent = self.task.event_parent(current)
         self._finished = False
+        # Left attached like set_context(): the SDK's request runs after this returns,
+        # and finish() may run later on another thread, where a detach would fail.
+        otel_context.attach(otel_context.set_value(_SDK_CALL_KEY, self, current))
 
     @property
     def finished(self) -> bool:
@@ -231,6 +237,12 @@ class LLMCall:
         attributes[semconv.RETRY_IS_RETRY] = True
         attributes[semconv.RETRY_CONFIDENCE] = confidence
         return True
+
+
+def sdk_call_in_progress(ctx: otel_context.Context) -> bool:
+    """Tell whether an instrumented LLM SDK call started in ``ctx`` has not finished yet."""
+    call = ctx.get(_SDK_CALL_KEY)
+    return isinstance(call, LLMCall) and not call._finished
 
 
 @contextmanager

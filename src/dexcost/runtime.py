@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
+from dexcost import http as http_capture
 from dexcost import pricing, propagation, semconv
 from dexcost._version import __version__
 from dexcost.attribution import Privacy, set_privacy
@@ -177,6 +178,10 @@ def init(
         if old is not None:
             old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
         _instrumentation.apply(config.auto_instrument)
+        if config.track_http:
+            http_capture.start(rate.service for rate in new.stored_rates.services)
+        else:
+            http_capture.stop()
         patch_threads()
         pricing.warm_up()
         if not _atexit_registered:
@@ -210,6 +215,7 @@ def shutdown(timeout: float = 5.0) -> None:
     with _lock:
         runtime, _runtime = _runtime, None
         _instrumentation.uninstrument_all()
+        http_capture.stop()
         unpatch_threads()
         rates_registry.uninstall()
     if runtime is not None:

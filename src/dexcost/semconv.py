@@ -31,7 +31,9 @@ GEN_AI_SERVICE_TIER: Final = "openai.response.service_tier"
 # --- generic conventions ---
 ERROR_TYPE: Final = "error.type"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
 SERVER_ADDRESS: Final = "server.address"
+URL_PATH: Final = "url.path"
 
 # --- dexcost ---
 EVENT_TYPE: Final = "dexcost.event_type"

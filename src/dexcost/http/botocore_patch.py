@@ -1,0 +1,91 @@
+"""Capture of AWS services through botocore: the wrapper of ``BaseClient._make_request``.
+
+Every botocore client call sends its HTTP request through ``_make_request``, with
+retries inside it, so one API call is one captured request, matched on the
+endpoint host, path and method the same way as any other request. The units of a
+``response_json`` entry come from the parsed response, which botocore builds
+whatever the protocol. ``bedrock-runtime`` is an LLM and priced by the Bedrock
+instrumentation, so it is skipped. ``_make_api_call`` is not used because the
+Bedrock instrumentation already wraps it. aiobotocore clients override
+``_make_request`` with a coroutine and are not captured. Tested with botocore 1.44.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Final
+
+from dexcost import errors
+from dexcost.http.capture import (
+    Plan,
+    decode_json,
+    enter,
+    guarded,
+    in_capture,
+    leave,
+    plan,
+    split_url,
+)
+from dexcost.instrumentation.registry import Instrumentor
+
+_SKIPPED_SERVICES: Final = frozenset({"bedrock-runtime"})
+
+
+class BotocoreCapture(Instrumentor):
+    """Patch ``botocore.client.BaseClient._make_request``."""
+
+    def _patch(self, module: ModuleType) -> None:
+        del module
+        client = importlib.import_module("botocore.client")
+        self._wrap(client.BaseClient, "_make_request", make_request_wrapper)
+
+
+def _plan(client: Any, request_dict: Any) -> Plan | None:
+    try:
+        url = request_dict["url"]
+        host, path = split_url(url)
+        matched = plan(request_dict["method"], host, path)
+        if matched is not None and client.meta.service_model.service_name in _SKIPPED_SERVICES:
+            return None
+        return matched
+    except Exception:
+        errors.log_internal_error("matching a botocore call")
+        return None
+
+
+def make_request_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if in_capture():
+        return wrapped(*args, **kwargs)
+    request_dict = args[1] if len(args) > 1 else kwargs.get("request_dict")
+    matched = _plan(instance, request_dict)
+    if matched is None:
+        return wrapped(*args, **kwargs)
+    token = enter()
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        leave(token)
+        guarded("recording a failed botocore call", matched.record_failure, exc)
+        raise
+    leave(token)
+    guarded("recording a botocore call", lambda: _record(matched, request_dict, result))
+    return result
+
+
+def _record(matched: Plan, request_dict: Any, result: Any) -> None:
+    http, parsed = result
+    status = http.status_code
+    request_json = None
+    if matched.wants_request_body():
+        body = request_dict.get("body")
+        request_json = decode_json(body) if isinstance(body, (bytes, str)) else None
+    matched.record_response(
+        status,
+        headers=http.headers,
+        response_json=parsed if matched.wants_response_body(status) else None,
+        request_json=request_json,
+    )

@@ -1,0 +1,94 @@
+"""Capture of ``urllib3``: the wrapper of ``HTTPConnectionPool.urlopen``.
+
+Every urllib3 request reaches a connection pool's ``urlopen``, whether sent through a
+``PoolManager``, ``urllib3.request()`` or a pool directly; ``HTTPSConnectionPool``
+inherits it. Retries and redirects call ``urlopen`` again from inside, and requests
+and botocore call it from inside their own captured calls, so a call made while a
+capture is in progress is passed through. Tested with urllib3 2.8; ``urlopen`` has
+taken ``method`` and ``url`` first since 1.x.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from dexcost import errors
+from dexcost.http.capture import (
+    Plan,
+    decode_json,
+    enter,
+    guarded,
+    in_capture,
+    leave,
+    path_only,
+    plan,
+    split_url,
+)
+from dexcost.instrumentation.registry import Instrumentor
+
+
+class Urllib3Capture(Instrumentor):
+    """Patch ``urllib3.connectionpool.HTTPConnectionPool.urlopen``."""
+
+    def _patch(self, module: ModuleType) -> None:
+        del module
+        connectionpool = importlib.import_module("urllib3.connectionpool")
+        self._wrap(connectionpool.HTTPConnectionPool, "urlopen", urlopen_wrapper)
+
+
+def _plan(pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan | None:
+    try:
+        method = args[0] if args else kwargs.get("method")
+        url = args[1] if len(args) > 1 else kwargs.get("url")
+        if not isinstance(method, str) or not isinstance(url, str):
+            return None
+        if url.startswith("/"):
+            return plan(method, pool.host, lambda: path_only(url))
+        # An absolute URL: the request goes through a proxy, and the URL names the
+        # real destination.
+        host, path = split_url(url)
+        return plan(method, host, path)
+    except Exception:
+        errors.log_internal_error("matching a urllib3 call")
+        return None
+
+
+def urlopen_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if in_capture():
+        return wrapped(*args, **kwargs)
+    matched = _plan(instance, args, kwargs)
+    if matched is None:
+        return wrapped(*args, **kwargs)
+    token = enter()
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        leave(token)
+        guarded("recording a failed urllib3 call", matched.record_failure, exc)
+        raise
+    leave(token)
+    body = args[2] if len(args) > 2 else kwargs.get("body")
+    guarded("recording a urllib3 call", lambda: _record(matched, body, response))
+    return response
+
+
+def _record(matched: Plan, body: Any, response: Any) -> None:
+    status = response.status
+    response_json = None
+    if matched.wants_response_body(status):
+        # Only a preloaded body is read (preload_content=True, the default); reading
+        # .data of any other response would consume the caller's stream.
+        preloaded = getattr(response, "_body", None)
+        if isinstance(preloaded, bytes):
+            response_json = decode_json(preloaded)
+    request_json = None
+    if matched.wants_request_body() and isinstance(body, (bytes, str)):
+        request_json = decode_json(body)
+    matched.record_response(
+        status, headers=response.headers, response_json=response_json, request_json=request_json
+    )
