@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Final, NamedTuple
@@ -52,10 +53,13 @@ except ImportError:  # opentelemetry-instrumentation is optional
 
 __all__ = [
     "DROPPED_EVENTS",
+    "EVICTED_EVENTS",
     "INTERNAL_ERRORS",
+    "REJECTED_EVENTS",
     "SCHEMA_VERSION",
     "SYNC_FAILED",
     "SYNC_PENDING",
+    "SYNC_ROW_COLUMNS",
     "SYNC_SYNCED",
     "Buffer",
     "BufferOpenError",
@@ -76,6 +80,31 @@ logger = logging.getLogger(__name__)
 # Counter names that ``dexcost status`` shows.
 DROPPED_EVENTS: Final = "dropped_events"
 INTERNAL_ERRORS: Final = "internal_errors"
+# Rows deleted before upload to keep the buffer under its row cap.
+EVICTED_EVENTS: Final = "evicted_events"
+# Spans the Control Layer reported as rejected in an OTLP partial success.
+REJECTED_EVENTS: Final = "rejected_events"
+
+# Columns that ``claim_pending`` returns, in row order.
+SYNC_ROW_COLUMNS: Final = (
+    "id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "resource",
+    "scope_name",
+    "scope_version",
+)
+# Row ids travel to SQLite as one JSON array, so a batch of any size is one
+# statement and never meets SQLite's limit on bound variables.
+_IDS: Final = "SELECT value FROM json_each(?)"
 
 # How long a write waits for another connection's lock before failing.
 BUSY_TIMEOUT_SECONDS: Final = 5.0
@@ -342,12 +371,134 @@ class Buffer:
     def set_sync_state(self, key: str, value: str | None) -> None:
         """Store a sync bookkeeping value such as ``last_sync_at`` or ``last_sync_error``."""
         with self._transaction() as connection:
+            _put_sync_state(connection, key, value, time.time_ns())
+
+    # --- sync bookkeeping, used by the sync worker ---
+
+    def claim_pending(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[tuple[object, ...]]:
+        """Lease up to ``limit`` pending rows to ``owner`` and return them, oldest first.
+
+        Rows leased by another owner are skipped until their lease runs out. The
+        select and the lease happen in one ``BEGIN IMMEDIATE`` transaction, so two
+        processes never claim the same row at once. Rows come in
+        ``SYNC_ROW_COLUMNS`` order.
+        """
+        now = time.time_ns()
+        with self._transaction() as connection:
+            rows = connection.execute(
+                f"SELECT {', '.join(SYNC_ROW_COLUMNS)} FROM spans "
+                "WHERE sync_state = ? AND (lease_expires_ns IS NULL OR lease_expires_ns <= ?) "
+                "ORDER BY id LIMIT ?",
+                (SYNC_PENDING, now, limit),
+            ).fetchall()
+            if rows:
+                connection.execute(
+                    f"UPDATE spans SET lease_owner = ?, lease_expires_ns = ? WHERE id IN ({_IDS})",
+                    (owner, now + int(lease_seconds * 1e9), _id_list(rows)),
+                )
+        return rows
+
+    def mark_synced(self, ids: Sequence[int], *, synced_at_ns: int | None = None) -> None:
+        """Mark rows delivered, and store the time as ``last_sync_at`` with no error."""
+        now = time.time_ns() if synced_at_ns is None else synced_at_ns
+        with self._transaction() as connection:
             connection.execute(
-                "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at",
-                (key, value, time.time_ns()),
+                "UPDATE spans SET sync_state = ?, synced_at = ?, lease_owner = NULL, "
+                f"lease_expires_ns = NULL, sync_error = NULL WHERE id IN ({_IDS})",
+                (SYNC_SYNCED, now, _json_ids(ids)),
             )
+            _put_sync_state(connection, "last_sync_at", _iso_utc(now), now)
+            _put_sync_state(connection, "last_sync_error", None, now)
+
+    def mark_failed(self, ids: Sequence[int], reason: str) -> None:
+        """Mark rows the Control Layer refused as failed, keeping them and the reason."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE spans SET sync_state = ?, sync_error = ?, lease_owner = NULL, "
+                f"lease_expires_ns = NULL WHERE id IN ({_IDS})",
+                (SYNC_FAILED, reason, _json_ids(ids)),
+            )
+
+    def release(self, ids: Sequence[int], owner: str) -> None:
+        """End ``owner``'s lease on rows that stay pending, so any worker may claim them."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE spans SET lease_owner = NULL, lease_expires_ns = NULL "
+                f"WHERE lease_owner = ? AND sync_state = ? AND id IN ({_IDS})",
+                (owner, SYNC_PENDING, _json_ids(ids)),
+            )
+
+    def count_pending(self, limit: int | None = None) -> int:
+        """Return how many rows wait for upload, counting at most ``limit`` of them."""
+        with self._lock, suppressed_instrumentation():
+            row = (
+                self._open_connection()
+                .execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM spans WHERE sync_state = ? LIMIT ?)",
+                    (SYNC_PENDING, -1 if limit is None else limit),
+                )
+                .fetchone()
+            )
+        return int(row[0])
+
+    def sync_counts(self) -> dict[str, int]:
+        """Return the number of pending, synced and failed rows, tasks included."""
+        with self._lock, suppressed_instrumentation():
+            rows = (
+                self._open_connection()
+                .execute("SELECT sync_state, COUNT(*) FROM spans GROUP BY sync_state")
+                .fetchall()
+            )
+        counts = dict(rows)
+        return {
+            "pending": int(counts.get(SYNC_PENDING, 0)),
+            "synced": int(counts.get(SYNC_SYNCED, 0)),
+            "failed": int(counts.get(SYNC_FAILED, 0)),
+        }
+
+    def sync_state(self) -> dict[str, str | None]:
+        """Return the sync bookkeeping values by key."""
+        with self._lock, suppressed_instrumentation():
+            rows = self._open_connection().execute("SELECT key, value FROM sync_state").fetchall()
+        return {str(key): value for key, value in rows}
+
+    def enforce_max_rows(self, max_rows: int, keep_fraction: float = 0.9) -> int:
+        """Delete rows while the buffer holds more than ``max_rows``; return how many were unsent.
+
+        Once over the cap, rows are deleted down to ``keep_fraction`` of it, so the
+        next inserts do not trigger another pass at once. Synced rows go first,
+        oldest first, then failed ones, then pending ones. Every deleted row that
+        was never delivered is added to the ``evicted_events`` counter in the same
+        transaction, so no loss goes uncounted.
+        """
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+        with self._transaction() as connection:
+            total = int(connection.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+            if total <= max_rows:
+                return 0
+            excess = total - int(max_rows * keep_fraction)
+            evicted = 0
+            for state in (SYNC_SYNCED, SYNC_FAILED, SYNC_PENDING):
+                if excess <= 0:
+                    break
+                cursor = connection.execute(
+                    "DELETE FROM spans WHERE id IN "
+                    "(SELECT id FROM spans WHERE sync_state = ? ORDER BY id LIMIT ?)",
+                    (state, excess),
+                )
+                excess -= cursor.rowcount
+                if state != SYNC_SYNCED:
+                    evicted += cursor.rowcount
+            if evicted:
+                connection.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (EVICTED_EVENTS, evicted),
+                )
+        return evicted
 
     def rate_rows(self) -> RateRows:
         """Return the rows of the rate registry as stored, unchecked."""
@@ -463,6 +614,30 @@ def read_rate_rows(path: Path) -> RateRows:
             ) from error
         finally:
             connection.close()
+
+
+def _json_ids(ids: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(row_id)) for row_id in ids) + "]"
+
+
+def _id_list(rows: Sequence[tuple[object, ...]]) -> str:
+    return "[" + ",".join(str(row[0]) for row in rows) + "]"
+
+
+def _iso_utc(unix_ns: int) -> str:
+    moment = datetime.fromtimestamp(unix_ns / 1e9, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _put_sync_state(
+    connection: sqlite3.Connection, key: str, value: str | None, now_ns: int
+) -> None:
+    connection.execute(
+        "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at",
+        (key, value, now_ns),
+    )
 
 
 def _select_rate_rows(connection: sqlite3.Connection) -> RateRows:

@@ -148,7 +148,19 @@ _MIGRATION_2: Final = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1, _MIGRATION_2)
+# What the sync worker needs. A worker leases the rows it uploads (lease_owner,
+# lease_expires_ns) inside one BEGIN IMMEDIATE transaction, so processes sharing a
+# buffer never upload one row at the same time, and a lease left by a killed
+# process runs out. sync_error keeps why the Control Layer refused a failed row.
+# The partial index keeps finding pending rows cheap when most rows are synced.
+_MIGRATION_3: Final = (
+    "ALTER TABLE spans ADD COLUMN lease_owner TEXT",
+    "ALTER TABLE spans ADD COLUMN lease_expires_ns INTEGER",
+    "ALTER TABLE spans ADD COLUMN sync_error TEXT",
+    "CREATE INDEX spans_pending ON spans (id) WHERE sync_state = 0",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

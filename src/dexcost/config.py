@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Literal
@@ -10,12 +11,29 @@ from urllib.parse import urlsplit
 from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS
 
 DEFAULT_ENDPOINT = "https://api.dexcost.io"
+# Comma-separated hosts that may be reached over plain http, e.g. an in-cluster gateway.
+ALLOW_HTTP_HOSTS_ENV = "DEXCOST_ALLOW_HTTP_HOSTS"
 KEY_PREFIXES = ("dx_live_", "dx_test_")
 DEVELOPMENT = "development"
 
 # Defaults the retry tracker uses when the user gives none.
 DEFAULT_RETRY_WINDOW_SECONDS = 60.0
 DEFAULT_RETRY_THRESHOLD = 0.8
+
+
+def _plain_http_allowed(host: str) -> bool:
+    """Return True for a loopback host or one listed in ``DEXCOST_ALLOW_HTTP_HOSTS``."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass  # a host name, not an address
+    listed = os.environ.get(ALLOW_HTTP_HOSTS_ENV, "")
+    allowed = {name.strip().lower().rstrip(".") for name in listed.split(",")}
+    return host in allowed - {""}
 
 
 def mask_key(key: str) -> str:
@@ -254,6 +272,14 @@ class DexcostConfig:
             )
         if any(character.isspace() for character in endpoint) or port == 0:
             raise ValueError(f"DEXCOST_ENDPOINT {endpoint!r} is not a valid URL; {fix}")
+        if parts.scheme == "http" and not _plain_http_allowed(parts.hostname):
+            # The API key travels in a header, so plain http would expose it on the network.
+            raise ValueError(
+                f"DEXCOST_ENDPOINT {endpoint!r} uses plain http, which would send the API "
+                "key unencrypted; use an https:// URL, or, for a gateway inside your own "
+                f"network, list its host in {ALLOW_HTTP_HOSTS_ENV} (e.g. "
+                f"{ALLOW_HTTP_HOSTS_ENV}={parts.hostname})"
+            )
         return endpoint.rstrip("/")
 
     def _validate_auto_instrument(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from dexcost.instrumentation.registry import InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.rates import registry as rates_registry
 from dexcost.retry import RetryHeuristicEngine
+from dexcost.sync import create_sync_worker
 from dexcost.tasks import SessionTasks
 from dexcost.threads import patch_threads, unpatch_threads
 
@@ -50,6 +52,7 @@ class Runtime:
         self.redacted_fields = frozenset(config.redact_fields or ())
         self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
         self.stored_rates = _check_buffer(self.buffer_path)
+        self.sync_worker = create_sync_worker(config, self.buffer_path)
         self.processor = DexcostSpanProcessor(self.buffer_path)
         # Event spans are built finished and go straight to this processor chain; task
         # spans go through the provider's tracer, which feeds the same chain.
@@ -65,6 +68,11 @@ class Runtime:
             id_generator=self.id_generator,
         )
         self.provider.add_span_processor(self.processor)
+        if self.sync_worker is not None:
+            # Also a span processor: a process forked after init() starts its own
+            # upload thread when it records its first span.
+            self.provider.add_span_processor(self.sync_worker)
+            self.sync_worker.start()
         if config.is_dev:
             self.provider.add_span_processor(ConsoleSpanPrinter())
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
@@ -78,8 +86,12 @@ class Runtime:
         return self.processor.force_flush(int(timeout * 1000))
 
     def shutdown(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         self.sessions.end_all()
         self.processor.shutdown(int(timeout * 1000))
+        if self.sync_worker is not None:
+            # Uploads share the same time budget; what is left stays for the next start.
+            self.sync_worker.shutdown(int(max(deadline - time.monotonic(), 0.0) * 1000))
         # The provider's other processors (the dev console) hold no data.
         self.provider.shutdown()
 
