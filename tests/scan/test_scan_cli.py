@@ -62,7 +62,7 @@ def test_scan_json_finding_has_stub_when_untracked(project: Path) -> None:
     (maps,) = [f for f in document["findings"] if f["library"] == "googlemaps"]
 
     assert maps["stub"] == (
-        "# app/payments.py:44 maps.geocode\n"
+        "# app/payments.py:45 maps.geocode\n"
         'dexcost.record_usage("googlemaps", 1)  # no catalog price: store a rate with dexcost '
         'rates --import, or call dexcost.record_cost("googlemaps", cost_usd) with the price in USD'
     )

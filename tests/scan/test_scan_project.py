@@ -58,7 +58,7 @@ def test_scan_reports_unparsable_file(result: ScanResult) -> None:
 
 
 def test_scan_reason_names_openrouter_host(result: ScanResult) -> None:
-    reasons = [f.reason for f in result.findings if f.file == "app/llm.py" and f.line == 22]
+    reasons = [f.reason for f in result.findings if f.file == "app/llm.py" and f.line == 23]
 
     assert reasons == ["openai call through openrouter.ai, patched and priced by dexcost"]
 
