@@ -21,7 +21,9 @@ from dexcost import semconv
 from dexcost._version import __version__
 from dexcost.buffer import (
     DROPPED_EVENTS,
+    EVICTED_EVENTS,
     INTERNAL_ERRORS,
+    REJECTED_EVENTS,
     SYNC_FAILED,
     SYNC_PENDING,
     SYNC_SYNCED,
@@ -206,6 +208,8 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
         "synced": int(row[4]),
         "failed": int(row[5]),
         "dropped_events": int(counters.get(DROPPED_EVENTS, 0)),
+        "evicted_events": int(counters.get(EVICTED_EVENTS, 0)),
+        "rejected_events": int(counters.get(REJECTED_EVENTS, 0)),
         "internal_errors": int(counters.get(INTERNAL_ERRORS, 0)),
         "last_sync_at": sync.get("last_sync_at"),
         "last_sync_error": sync.get("last_sync_error"),
@@ -229,6 +233,8 @@ def render_status_text(status: Mapping[str, Any]) -> str:
         ("events uploaded", status["synced"]),
         ("events failed upload", status["failed"]),
         ("dropped events", status["dropped_events"]),
+        ("events evicted unsent", status["evicted_events"]),
+        ("events rejected upstream", status["rejected_events"]),
         ("internal errors", status["internal_errors"]),
         ("last sync at", status["last_sync_at"] or "never"),
         ("last sync error", status["last_sync_error"] or "none"),

@@ -163,9 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault[0] == "reset":
             self.rfile.read(min(length, 10))
             # SO_LINGER with a zero timeout makes close() send a TCP reset.
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
             self._log(0)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import gzip
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
+from contextlib import closing
 from decimal import Decimal
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -110,13 +114,8 @@ def test_worker_honours_retry_after_seconds(
     assert second - first >= 0.95
 
 
-def test_worker_honours_retry_after_date(
-    push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_worker_honours_retry_after_date(push: Push, receiver: Receiver, buffer_path: Path) -> None:
     # An HTTP date has whole seconds, so the wait is between 1 and 2 seconds.
-    from email.utils import formatdate
-    import time
-
     receiver.faults.append(("retry_after", 503, formatdate(time.time() + 2, usegmt=True)))
     receiver.up()
     push()
@@ -151,9 +150,6 @@ def test_worker_retries_connection_reset_mid_request(
 
 
 def last_error(path: Path) -> str | None:
-    import sqlite3
-    from contextlib import closing
-
     with closing(sqlite3.connect(path)) as connection:
         row = connection.execute(
             "SELECT value FROM sync_state WHERE key = 'last_sync_error'"
@@ -182,9 +178,7 @@ def test_worker_stops_on_unauthorized_key(
     assert len(stored_events(buffer_path)) == 10
 
 
-def test_worker_isolates_poisoned_event(
-    push: Push, receiver: Receiver, buffer_path: Path
-) -> None:
+def test_worker_isolates_poisoned_event(push: Push, receiver: Receiver, buffer_path: Path) -> None:
     receiver.up()
     push(batch_size=16, flush_interval=5.0)
     record_calls(7)
@@ -200,9 +194,6 @@ def test_worker_isolates_poisoned_event(
 def test_poisoned_event_keeps_rejection_reason(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:
-    import sqlite3
-    from contextlib import closing
-
     receiver.up()
     push()
     record_calls(1, model=POISON_MODEL)
@@ -228,9 +219,7 @@ def test_partial_success_is_counted_not_retried(
         assert buffer.counters()["rejected_events"] == 2
 
 
-def test_shutdown_flushes_within_timeout(
-    push: Push, receiver: Receiver, buffer_path: Path
-) -> None:
+def test_shutdown_flushes_within_timeout(push: Push, receiver: Receiver, buffer_path: Path) -> None:
     receiver.up()
     push(flush_interval=60.0)
     record_calls(5)
@@ -242,8 +231,6 @@ def test_shutdown_flushes_within_timeout(
 def test_shutdown_is_bounded_when_receiver_is_down(
     push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
-
     monkeypatch.setattr(worker, "BACKOFF_BASE_SECONDS", 30.0)
     monkeypatch.setattr(worker, "BACKOFF_CAP_SECONDS", 30.0)
     push(flush_interval=60.0)
