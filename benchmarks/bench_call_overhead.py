@@ -1,7 +1,11 @@
-"""Time added by dexcost to one OpenAI SDK call, against the bare SDK on a mock transport.
+"""Time added by dexcost to one LLM SDK call, against the bare SDK on a mock transport.
 
 One process, one ``openai.OpenAI`` client on ``FakeOpenAI``'s httpx2 mock transport (no
-socket). Bare and instrumented blocks alternate: an instrumented block runs between
+socket). ``--provider anthropic`` and ``--provider groq`` run the same method on an
+``anthropic.Anthropic`` client (``FakeAnthropic``, httpx2 mock transport) or a
+``groq.Groq`` client (``FakeGroq`` from the groq tests, httpx mock transport);
+``--provider all`` runs the three one after the other. ``init()`` instruments only the
+SDK under test. Bare and instrumented blocks alternate: an instrumented block runs between
 ``dexcost.init(...)`` and ``dexcost.shutdown()``, which removes the patches, so a bare
 block runs the unpatched SDK. Each pair swaps which mode goes first, so drift in the
 machine's load hits both modes alike. The default is many short blocks (24 pairs of 250
@@ -9,22 +13,27 @@ calls) rather than a few long ones. On a shared machine the speed of the same ba
 drifts by 2x within seconds, and short blocks spread that drift over both modes.
 
 Per call it records the wall time, and the part of it spent inside the SDK: a thin
-timer replaces ``Completions.create`` before dexcost patches it (dexcost then wraps the
-timer) and times ``create`` plus every read of the stream's own item iterator. The timer
-runs in both modes, so it cancels out of the difference. Per block it also records the
+timer replaces ``Completions.create`` (``Messages.create`` for anthropic, and groq's own
+``Completions.create`` for groq) before dexcost patches it (dexcost then wraps the timer)
+and times ``create`` plus every read of the stream's own item iterator. The timer runs
+in both modes, so it cancels out of the difference. Per block it also records the
 CPU time of the calling thread and of the whole process (the second includes dexcost's
 writer thread). The budget is on the added median wall time: instrumented median minus
 bare median. The split shows where that time goes: dexcost's own code on the calling
 thread (wall minus SDK time) and extra SDK work (the usage chunk dexcost asks for, GIL
 waits on the writer thread).
 
-Two workloads: a non-streaming chat completion, and a streamed one without
-``stream_options`` read to the end (dexcost then asks for the usage chunk and hides it).
-For context, the script also times the floor: one OTel span with 15 attributes on a
-private TracerProvider with one processor that queues the span.
+Two workloads per provider. OpenAI: a non-streaming chat completion, and a streamed one
+without ``stream_options`` read to the end (dexcost then asks for the usage chunk and
+hides it). Anthropic: ``messages.create`` and ``messages.create(stream=True)`` read to the
+end. Groq: ``chat.completions.create`` and a stream read to the end (sent unchanged:
+Groq puts the usage in the last chunk). For context, the script also times the floor:
+one OTel span with 15 attributes on a private TracerProvider with one processor that
+queues the span.
 
     python benchmarks/bench_call_overhead.py                 # about 1-2 minutes
     python benchmarks/bench_call_overhead.py --calls 100 --pairs 4   # quick look
+    python benchmarks/bench_call_overhead.py --provider anthropic    # or groq, or all
     python benchmarks/bench_call_overhead.py --profile --calls 2000     # cProfile of dexcost
     python benchmarks/bench_call_overhead.py --breakdown --calls 3000   # µs per part of dexcost
 """
@@ -52,6 +61,12 @@ BUDGET_ADDED_MEDIAN_US = 40.0
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "I cannot sign in, please reset my password."}]
 KINDS = ("chat", "stream")
+ANTHROPIC_MODEL = "claude-sonnet-4"
+ANTHROPIC_MAX_TOKENS = 256
+GROQ_MODEL = "llama-3.3-70b-versatile"
+# The mock transports handle every request in-process, so no connection to these hosts is made.
+ANTHROPIC_BASE_URL = "http://fake.test"
+GROQ_BASE_URL = "http://127.0.0.1:8"
 
 
 @dataclass
@@ -70,6 +85,7 @@ class Block:
 
 @dataclass
 class Results:
+    provider: str = "openai"
     blocks: list[Block] = field(default_factory=list)
     floor_us: list[float] = field(default_factory=list)
 
@@ -93,17 +109,60 @@ def build_client() -> tuple[object, object]:
     return fake, client
 
 
+def build_anthropic_client() -> tuple[object, object]:
+    import anthropic
+    import httpx2
+
+    from dexcost.demo.fake_anthropic import AnthropicUsage, FakeAnthropic
+
+    fake = FakeAnthropic(usage=AnthropicUsage(input_tokens=1200, output_tokens=300))
+    client = anthropic.Anthropic(
+        api_key="sk-ant-bench",
+        base_url=ANTHROPIC_BASE_URL,
+        http_client=httpx2.Client(transport=fake.httpx2_transport()),
+        max_retries=0,
+    )
+    return fake, client
+
+
+def build_groq_client() -> tuple[object, object]:
+    import importlib.util
+
+    import groq
+    import httpx
+
+    # The fake Groq API is part of the groq tests, which are not a package, so load it by path.
+    path = _common.REPO / "tests" / "instrumentation" / "groq" / "fake_groq.py"
+    spec = importlib.util.spec_from_file_location("bench_fake_groq", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    fake = module.FakeGroq()  # every reply: 1,000 input and 500 output tokens
+    client = groq.Groq(
+        api_key="gsk-bench",
+        base_url=GROQ_BASE_URL,
+        http_client=httpx.Client(transport=fake.httpx_transport()),
+        max_retries=0,
+    )
+    return fake, client
+
+
 class SDKTimer:
-    """Time spent inside ``Completions.create`` and the stream's own iterator, per call.
+    """Time spent inside the SDK's ``create`` and the stream's own iterator, per call.
 
     Installed on the class before dexcost patches it, so dexcost wraps the timer and
     the timer wraps the SDK: wall time minus this is the code around the SDK.
     """
 
-    def __init__(self) -> None:
-        from openai.resources.chat.completions import completions
+    def __init__(
+        self,
+        module_name: str = "openai.resources.chat.completions.completions",
+        class_name: str = "Completions",
+    ) -> None:
+        import importlib
 
-        self.cls = completions.Completions
+        self.cls = getattr(importlib.import_module(module_name), class_name)
         self.original = self.cls.__dict__["create"]
         self.spent_ns = 0
         clock = time.perf_counter_ns
@@ -160,6 +219,78 @@ def workloads(client: object) -> dict[str, Callable[[], None]]:
     return {"chat": chat, "stream": stream, "stream_with_usage": stream_with_usage}
 
 
+def anthropic_workloads(client: object) -> dict[str, Callable[[], None]]:
+    def chat() -> None:
+        client.messages.create(  # type: ignore[attr-defined]
+            model=ANTHROPIC_MODEL, max_tokens=ANTHROPIC_MAX_TOKENS, messages=MESSAGES
+        )
+
+    def stream() -> None:
+        for _event in client.messages.create(  # type: ignore[attr-defined]
+            model=ANTHROPIC_MODEL, max_tokens=ANTHROPIC_MAX_TOKENS, messages=MESSAGES, stream=True
+        ):
+            pass
+
+    return {"chat": chat, "stream": stream}
+
+
+def groq_workloads(client: object) -> dict[str, Callable[[], None]]:
+    def chat() -> None:
+        client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES)  # type: ignore[attr-defined]
+
+    def stream() -> None:
+        for _chunk in client.chat.completions.create(  # type: ignore[attr-defined]
+            model=GROQ_MODEL, messages=MESSAGES, stream=True
+        ):
+            pass
+
+    return {"chat": chat, "stream": stream}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One SDK under test: its client on a mock transport, workloads and timed method."""
+
+    name: str  # also the name given to auto_instrument
+    title: str
+    build_client: Callable[[], tuple[object, object]]
+    workloads: Callable[[object], dict[str, Callable[[], None]]]
+    timed_class: tuple[str, str]  # (module, class) whose create() the SDK timer wraps
+    describe: dict[str, str]  # workload kind -> what it calls
+
+
+PROVIDERS: dict[str, Provider] = {
+    "openai": Provider(
+        "openai",
+        "OpenAI (openai SDK on httpx2)",
+        build_client,
+        workloads,
+        ("openai.resources.chat.completions.completions", "Completions"),
+        {"chat": "chat.completions.create", "stream": "chat.completions.create(stream=True)"},
+    ),
+    "anthropic": Provider(
+        "anthropic",
+        "Anthropic (anthropic SDK on httpx2)",
+        build_anthropic_client,
+        anthropic_workloads,
+        ("anthropic.resources.messages.messages", "Messages"),
+        {"chat": "messages.create", "stream": "messages.create(stream=True)"},
+    ),
+    "groq": Provider(
+        "groq",
+        "Groq (groq SDK on httpx)",
+        build_groq_client,
+        groq_workloads,
+        ("groq.resources.chat.completions", "Completions"),
+        {"chat": "chat.completions.create", "stream": "chat.completions.create(stream=True)"},
+    ),
+}
+
+
+def providers_of(args: argparse.Namespace) -> list[Provider]:
+    return list(PROVIDERS.values()) if args.provider == "all" else [PROVIDERS[args.provider]]
+
+
 def run_block(
     call: Callable[[], None], timer: SDKTimer, calls: int, warmup: int
 ) -> tuple[list[float], list[float], float, float, tuple[int, int, int]]:
@@ -184,10 +315,10 @@ def run_block(
     return wall, sdk, thread_cpu, process_cpu, collections
 
 
-def start_dexcost(buffer_path: Path) -> None:
+def start_dexcost(buffer_path: Path, provider: str = "openai") -> None:
     import dexcost
 
-    dexcost.init(storage="local", buffer_path=str(buffer_path))
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[provider])
 
 
 def writer_backlog() -> int:
@@ -206,7 +337,9 @@ def check_recorded(buffer_path: Path) -> str:
             "SELECT cost_status, count(*), min(cost_usd), max(cost_usd) FROM spans "
             "WHERE event_type = 'llm_call' GROUP BY cost_status"
         ).fetchall()
-    return ", ".join(f"{status}: {count} rows (cost {low}..{high})" for status, count, low, high in rows)
+    return ", ".join(
+        f"{status}: {count} rows (cost {low}..{high})" for status, count, low, high in rows
+    )
 
 
 def floor_tracer() -> tuple[object, dict[str, object], Callable[[], None]]:
@@ -260,22 +393,22 @@ def span_floor_in_context(call: Callable[[], None], iterations: int) -> list[flo
     return samples
 
 
-def run(args: argparse.Namespace) -> Results:
+def run(args: argparse.Namespace, provider: Provider = PROVIDERS["openai"]) -> Results:
     import dexcost
 
-    fake, client = build_client()
-    calls = workloads(client)
-    timer = SDKTimer()
+    fake, client = provider.build_client()
+    calls = provider.workloads(client)
+    timer = SDKTimer(*provider.timed_class)
     timer.install()
     kinds = [k for k in KINDS if args.kind in (k, "both")]
     tmp = Path(tempfile.mkdtemp(prefix="dexcost-bench-"))
     buffer_path = tmp / "buffer.db"
-    results = Results()
+    results = Results(provider=provider.name)
     deadline = time.monotonic() + args.max_seconds
     try:
         # One untimed instrumented round first: genai-prices loads and the model's rate
         # card is compiled, so no timed block pays for the first price lookup.
-        start_dexcost(buffer_path)
+        start_dexcost(buffer_path, provider.name)
         for kind in kinds:
             for _ in range(args.warmup):
                 calls[kind]()
@@ -291,11 +424,13 @@ def run(args: argparse.Namespace) -> Results:
             for kind in kinds:
                 for mode in order:
                     if mode == "dexcost":
-                        start_dexcost(buffer_path)
+                        start_dexcost(buffer_path, provider.name)
                     samples, sdk, thread_cpu, process_cpu, collections = run_block(
                         calls[kind], timer, args.calls, args.warmup
                     )
-                    block = Block(kind, mode, pair, samples, sdk, thread_cpu, process_cpu, collections)
+                    block = Block(
+                        kind, mode, pair, samples, sdk, thread_cpu, process_cpu, collections
+                    )
                     if mode == "dexcost":
                         block.backlog = writer_backlog()
                         flush_start = time.perf_counter()
@@ -360,14 +495,25 @@ def summarize(results: Results) -> dict[str, object]:
         # time inside it, each as the median over calls of that call's share.
         bare_sdk = _common.median([x for b in bare for x in b.sdk_us])
         inst_sdk = _common.median([x for b in inst for x in b.sdk_us])
-        bare_self = _common.median([w - x for b in bare for w, x in zip(b.wall_us, b.sdk_us)])
-        inst_self = _common.median([w - x for b in inst for w, x in zip(b.wall_us, b.sdk_us)])
+        bare_self = _common.median(
+            [w - x for b in bare for w, x in zip(b.wall_us, b.sdk_us, strict=True)]
+        )
+        inst_self = _common.median(
+            [w - x for b in inst for w, x in zip(b.wall_us, b.sdk_us, strict=True)]
+        )
         inst_self_p90 = _common.percentile(
-            [w - x for b in inst for w, x in zip(b.wall_us, b.sdk_us)], 90
+            [w - x for b in inst for w, x in zip(b.wall_us, b.sdk_us, strict=True)], 90
         )
         rows.append([f"{kind} bare", len(bare_all), bare_med, bare_p90, "", ""])
         rows.append(
-            [f"{kind} dexcost", len(inst_all), inst_med, inst_p90, added, f"{inst_med / bare_med:.3f}"]
+            [
+                f"{kind} dexcost",
+                len(inst_all),
+                inst_med,
+                inst_p90,
+                added,
+                f"{inst_med / bare_med:.3f}",
+            ]
         )
         verdicts.append(
             [
@@ -424,20 +570,41 @@ def summarize(results: Results) -> dict[str, object]:
     )
     print(
         _common.table(
-            ["workload", "added median", "pair median", "pair min", "pair max",
-             "caller CPU", "other threads CPU", "budget", ""],
+            [
+                "workload",
+                "added median",
+                "pair median",
+                "pair min",
+                "pair max",
+                "caller CPU",
+                "other threads CPU",
+                "budget",
+                "",
+            ],
             verdicts,
         )
     )
     print(
         "\nwhere it goes (µs, medians over calls): outside = wall - time inside the SDK;"
-        "\n'dexcost own' = outside(dexcost) - outside(bare), the code dexcost runs on the calling thread;"
+        "\n'dexcost own' = outside(dexcost) - outside(bare),"
+        " the code dexcost runs on the calling thread;"
         "\nGC = garbage collections per 1,000 calls, generations 0/1/2"
     )
     print(
         _common.table(
-            ["workload", "outside bare", "outside dexcost", "dexcost own", "own p90",
-             "SDK bare", "SDK dexcost", "SDK added", "own/floor", "GC bare", "GC dexcost"],
+            [
+                "workload",
+                "outside bare",
+                "outside dexcost",
+                "dexcost own",
+                "own p90",
+                "SDK bare",
+                "SDK dexcost",
+                "SDK added",
+                "own/floor",
+                "GC bare",
+                "GC dexcost",
+            ],
             splits,
         )
     )
@@ -457,15 +624,15 @@ def summarize(results: Results) -> dict[str, object]:
     return summary
 
 
-def profile(args: argparse.Namespace) -> None:
+def profile(args: argparse.Namespace, provider: Provider = PROVIDERS["openai"]) -> None:
     """cProfile the instrumented loop and list the costliest dexcost and OTel functions."""
     import dexcost
 
-    fake, client = build_client()
-    calls = workloads(client)
+    fake, client = provider.build_client()
+    calls = provider.workloads(client)
     tmp = Path(tempfile.mkdtemp(prefix="dexcost-bench-"))
     try:
-        start_dexcost(tmp / "buffer.db")
+        start_dexcost(tmp / "buffer.db", provider.name)
         for kind in KINDS:
             if args.kind not in (kind, "both"):
                 continue
@@ -481,7 +648,8 @@ def profile(args: argparse.Namespace) -> None:
             stats = pstats.Stats(profiler, stream=out)
             stats.sort_stats("tottime").print_stats(r"dexcost/(?!demo)|opentelemetry|wrapt", 25)
             stats.sort_stats("cumulative").print_stats(r"dexcost/(?!demo)", 25)
-            print(f"\n===== profile: {kind}, {args.calls} instrumented calls =====")
+            label = kind if provider.name == "openai" else f"{provider.name} {kind}"
+            print(f"\n===== profile: {label}, {args.calls} instrumented calls =====")
             print(out.getvalue().replace(str(_common.REPO) + "/", ""))
         dexcost.flush()
     finally:
@@ -496,7 +664,12 @@ SECTIONS: tuple[tuple[str, str, str, str | None], ...] = (
     ("  LLMCall.__init__", "dexcost.llm", "LLMCall", "__init__"),
     ("patch._handle_result", "dexcost.instrumentation.openai.patch", "_handle_result", None),
     ("  extract.read_result", "dexcost.instrumentation.openai.patch", "read_result", None),
-    ("StreamObserver.observe (all chunks)", "dexcost.instrumentation.openai.stream", "StreamObserver", "observe"),
+    (
+        "StreamObserver.observe (all chunks)",
+        "dexcost.instrumentation.openai.stream",
+        "StreamObserver",
+        "observe",
+    ),
     ("LLMCall.finish", "dexcost.llm", "LLMCall", "finish"),
     ("  price_llm", "dexcost.llm", "price_llm", None),
     ("  emit_event", "dexcost.llm", "emit_event", None),
@@ -507,13 +680,40 @@ SECTIONS: tuple[tuple[str, str, str, str | None], ...] = (
 )
 
 
-def install_section_timers(spent: dict[str, int]) -> list[tuple[object, str, object]]:
+# groq runs through the openai wrappers, so it shares the openai sections.
+ANTHROPIC_SECTIONS: tuple[tuple[str, str, str, str | None], ...] = (
+    (
+        "patch._plan (LLMCall, task, kwargs)",
+        "dexcost.instrumentation.anthropic.patch",
+        "_plan",
+        None,
+    ),
+    ("  LLMCall.__init__", "dexcost.llm", "LLMCall", "__init__"),
+    ("patch._handle_result", "dexcost.instrumentation.anthropic.patch", "_handle_result", None),
+    ("  extract.read_message", "dexcost.instrumentation.anthropic.patch", "read_message", None),
+    (
+        "StreamObserver.observe (all events)",
+        "dexcost.instrumentation.anthropic.stream",
+        "StreamObserver",
+        "observe",
+    ),
+    *SECTIONS[5:],
+)
+
+
+def sections_of(provider: Provider) -> tuple[tuple[str, str, str, str | None], ...]:
+    return ANTHROPIC_SECTIONS if provider.name == "anthropic" else SECTIONS
+
+
+def install_section_timers(
+    spent: dict[str, int], sections: tuple[tuple[str, str, str, str | None], ...] = SECTIONS
+) -> list[tuple[object, str, object]]:
     """Wrap each section with a perf_counter timer; return what to restore."""
     import importlib
 
     restore: list[tuple[object, str, object]] = []
     clock = time.perf_counter_ns
-    for label, module_name, attribute, method in SECTIONS:
+    for label, module_name, attribute, method in sections:
         try:
             owner: object = importlib.import_module(module_name)
             if method is not None:
@@ -526,8 +726,12 @@ def install_section_timers(spent: dict[str, int]) -> list[tuple[object, str, obj
             print(f"  (section {label.strip()!r} not found in this version, skipped)")
             continue
 
-        def timed(*a: object, __original: Callable[..., object] = original, __label: str = label,
-                  **k: object) -> object:
+        def timed(
+            *a: object,
+            __original: Callable[..., object] = original,
+            __label: str = label,
+            **k: object,
+        ) -> object:
             start = clock()
             try:
                 return __original(*a, **k)
@@ -539,29 +743,30 @@ def install_section_timers(spent: dict[str, int]) -> list[tuple[object, str, obj
     return restore
 
 
-def breakdown(args: argparse.Namespace) -> None:
+def breakdown(args: argparse.Namespace, provider: Provider = PROVIDERS["openai"]) -> None:
     """Time each part of dexcost's work per call with perf_counter wrappers (µs per call).
 
     Each timer adds a fraction of a microsecond; nested sections include their children.
     """
     import dexcost
 
-    fake, client = build_client()
-    calls = workloads(client)
-    timer = SDKTimer()
+    fake, client = provider.build_client()
+    calls = provider.workloads(client)
+    timer = SDKTimer(*provider.timed_class)
     timer.install()
+    sections = sections_of(provider)
     tmp = Path(tempfile.mkdtemp(prefix="dexcost-bench-"))
     spent: dict[str, int] = {}
     restore: list[tuple[object, str, object]] = []
     try:
-        start_dexcost(tmp / "buffer.db")
-        restore = install_section_timers(spent)
+        start_dexcost(tmp / "buffer.db", provider.name)
+        restore = install_section_timers(spent, sections)
         for kind in KINDS:
             if args.kind not in (kind, "both"):
                 continue
             for _ in range(args.warmup):
                 calls[kind]()
-            per_call: dict[str, list[float]] = {label: [] for label, *_ in SECTIONS}
+            per_call: dict[str, list[float]] = {label: [] for label, *_ in sections}
             own: list[float] = []
             clock = time.perf_counter_ns
             for _ in range(args.calls):
@@ -581,27 +786,47 @@ def breakdown(args: argparse.Namespace) -> None:
             restore = []
             floor_in_context = span_floor_in_context(calls[kind], min(args.calls, 1000))
             fake.reset()  # type: ignore[attr-defined]
-            start_dexcost(tmp / "buffer.db")
-            restore = install_section_timers(spent)
+            start_dexcost(tmp / "buffer.db", provider.name)
+            restore = install_section_timers(spent, sections)
             rows = [
                 [label, _common.median(v), _common.percentile(v, 90)]
                 for label, v in per_call.items()
                 if any(v)
             ]
-            rows.append(["all code outside the SDK (wall - SDK)", _common.median(own), _common.percentile(own, 90)])
-            rows.append(["floor: OTel span, 15 attributes, tight loop", _common.median(floor), _common.percentile(floor, 90)])
             rows.append(
-                ["floor: same span after each bare call", _common.median(floor_in_context),
-                 _common.percentile(floor_in_context, 90)]
+                [
+                    "all code outside the SDK (wall - SDK)",
+                    _common.median(own),
+                    _common.percentile(own, 90),
+                ]
             )
-            print(f"\n{kind}: {args.calls} instrumented calls, µs per call (nested rows include their children)")
+            rows.append(
+                [
+                    "floor: OTel span, 15 attributes, tight loop",
+                    _common.median(floor),
+                    _common.percentile(floor, 90),
+                ]
+            )
+            rows.append(
+                [
+                    "floor: same span after each bare call",
+                    _common.median(floor_in_context),
+                    _common.percentile(floor_in_context, 90),
+                ]
+            )
+            label = kind if provider.name == "openai" else f"{provider.name} {kind}"
+            print(
+                f"\n{label}: {args.calls} instrumented calls, µs per call"
+                " (nested rows include their children)"
+            )
             print(_common.table(["section", "median", "p90"], rows))
         dexcost.flush()
         dexcost.shutdown()
         for owner, name, original in reversed(restore):
             setattr(owner, name, original)
         restore = []
-        if args.kind in ("stream", "both"):
+        # Only the openai SDK gets a stream request changed by dexcost (stream_options).
+        if provider.name == "openai" and args.kind in ("stream", "both"):
             usage_chunk_cost(calls, fake, rounds=max(args.calls // 2, 100))
     finally:
         for owner, name, original in reversed(restore):
@@ -621,7 +846,9 @@ def usage_chunk_cost(calls: dict[str, Callable[[], None]], fake: object, rounds:
     clock = time.perf_counter_ns
     # The two kinds alternate call by call, so both see the same machine load.
     for index in range(rounds):
-        order = ("stream", "stream_with_usage") if index % 2 == 0 else ("stream_with_usage", "stream")
+        order = (
+            ("stream", "stream_with_usage") if index % 2 == 0 else ("stream_with_usage", "stream")
+        )
         for name in order:
             start = clock()
             calls[name]()
@@ -634,7 +861,11 @@ def usage_chunk_cost(calls: dict[str, Callable[[], None]], fake: object, rounds:
             ["stream", "median", "p90"],
             [
                 ["without stream_options", _common.median(plain), _common.percentile(plain, 90)],
-                ["with include_usage", _common.median(with_usage), _common.percentile(with_usage, 90)],
+                [
+                    "with include_usage",
+                    _common.median(with_usage),
+                    _common.percentile(with_usage, 90),
+                ],
                 ["difference", _common.median(with_usage) - _common.median(plain), ""],
             ],
         )
@@ -643,11 +874,24 @@ def usage_chunk_cost(calls: dict[str, Callable[[], None]], fake: object, rounds:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=250, help="timed calls per block (default 250)")
-    parser.add_argument("--pairs", type=int, default=24, help="bare/dexcost block pairs (default 24)")
+    parser.add_argument(
+        "--calls", type=int, default=250, help="timed calls per block (default 250)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=24, help="bare/dexcost block pairs (default 24)"
+    )
     parser.add_argument("--warmup", type=int, default=25, help="untimed calls before each block")
     parser.add_argument("--kind", choices=("chat", "stream", "both"), default="both")
-    parser.add_argument("--max-seconds", type=float, default=100.0, help="start no new pair after this")
+    parser.add_argument(
+        "--provider",
+        choices=(*PROVIDERS, "all"),
+        default="openai",
+        help="SDK to measure (default openai). 'all' measures each SDK in turn, each with"
+        " its own --max-seconds",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=100.0, help="start no new pair after this"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile dexcost instead of timing")
     parser.add_argument(
         "--breakdown", action="store_true", help="time each part of dexcost's work per call"
@@ -656,23 +900,47 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(_common.machine_header())
-    if args.profile:
-        profile(args)
-        return 0
-    if args.breakdown:
-        breakdown(args)
+    providers = providers_of(args)
+    if args.provider != "openai":
+        print(f"sdk versions: {sdk_versions(providers)}")
+    if args.profile or args.breakdown:
+        for provider in providers:
+            if args.provider != "openai":
+                print(f"\n########## {provider.title} ##########")
+            (profile if args.profile else breakdown)(args, provider)
         return 0
     print(
         f"\n{args.pairs} pairs x {args.calls} calls per block, {args.warmup} warm-up calls, "
         f"workloads: {args.kind}\n"
     )
     started = time.monotonic()
-    results = run(args)
-    summary = summarize(results)
-    print(f"\nload average at the end: {_common.load_average()}, took {time.monotonic() - started:.0f} s")
+    summaries: dict[str, object] = {}
+    for provider in providers:
+        if args.provider != "openai":
+            kinds = ", ".join(f"{k} = {provider.describe[k]}" for k in KINDS)
+            print(f"\n########## {provider.title}: {kinds} ##########\n")
+        provider_started = time.monotonic()
+        results = run(args, provider)
+        summaries[provider.name] = summarize(results)
+        if args.provider != "openai":
+            print(f"\n{provider.name} took {time.monotonic() - provider_started:.0f} s")
+    took = time.monotonic() - started
+    print(f"\nload average at the end: {_common.load_average()}, took {took:.0f} s")
+    # One provider keeps the JSON shape of the OpenAI-only script. Several map name to summary.
+    summary = summaries[providers[0].name] if len(providers) == 1 else summaries
+    assert isinstance(summary, dict)
     summary["machine"] = _common.machine_header()
+    if args.provider != "openai":
+        summary["sdk_versions"] = sdk_versions(providers)
     _common.write_json(args.json, summary)
     return 0
+
+
+def sdk_versions(providers: list[Provider]) -> str:
+    from importlib import metadata
+
+    names = [p.name for p in providers] + ["httpx"] * any(p.name == "groq" for p in providers)
+    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
 
 
 if __name__ == "__main__":
