@@ -94,8 +94,8 @@ _SPECS: tuple[LibrarySpec, ...] = (
         name="cohere",
         module="cohere",
         distribution="cohere",
-        # The v5 SDK rewrite through 7.x; 8.x does not exist yet.
-        min_version=(5,),
+        # 5.16 added the raw client classes every call goes through; 8.x does not exist.
+        min_version=(5, 16),
         max_version_exclusive=(8,),
         instrumentor="dexcost.instrumentation.cohere:CohereInstrumentor",
     ),

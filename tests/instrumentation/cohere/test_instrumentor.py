@@ -28,6 +28,9 @@ def test_installed_version_supported() -> None:
     spec = registry.LIBRARIES["cohere"]
     assert registry.is_supported(spec, cohere.__version__)
     assert not registry.is_supported(spec, "4.57.0")
+    # Before 5.16 the SDK had no raw client classes to patch.
+    assert not registry.is_supported(spec, "5.15.0")
+    assert registry.is_supported(spec, "5.16.0")
     assert not registry.is_supported(spec, "8.0.0")
 
 
