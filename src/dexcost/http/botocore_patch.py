@@ -42,17 +42,21 @@ class BotocoreCapture(Instrumentor):
         self._wrap(client.BaseClient, "_make_request", make_request_wrapper)
 
 
-def _plan(client: Any, request_dict: Any) -> Plan | None:
+def _plan(request_dict: Any) -> Plan | None:
     try:
-        url = request_dict["url"]
-        host, path = split_url(url)
-        matched = plan(request_dict["method"], host, path)
-        if matched is not None and client.meta.service_model.service_name in _SKIPPED_SERVICES:
-            return None
-        return matched
+        host, path = split_url(request_dict["url"])
+        return plan(request_dict["method"], host, path)
     except Exception:
         errors.log_internal_error("matching a botocore call")
         return None
+
+
+def _skipped(client: Any) -> bool:
+    try:
+        return client.meta.service_model.service_name in _SKIPPED_SERVICES
+    except Exception:
+        errors.log_internal_error("reading a botocore service name")
+        return False
 
 
 def make_request_wrapper(
@@ -60,8 +64,15 @@ def make_request_wrapper(
 ) -> Any:
     if in_capture():
         return wrapped(*args, **kwargs)
+    if _skipped(instance):
+        # Marked as captured so urllib3 underneath does not price it either.
+        token = enter()
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            leave(token)
     request_dict = args[1] if len(args) > 1 else kwargs.get("request_dict")
-    matched = _plan(instance, request_dict)
+    matched = _plan(request_dict)
     if matched is None:
         return wrapped(*args, **kwargs)
     token = enter()

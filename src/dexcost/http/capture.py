@@ -25,6 +25,7 @@ from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
 )
+from opentelemetry.trace import SpanKind, get_current_span
 
 from dexcost import errors, semconv
 from dexcost.attribution import current_attribution
@@ -188,7 +189,7 @@ def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan |
     current = otel_context.get_current()
     if (
         current.get(_SUPPRESS_INSTRUMENTATION_KEY)
-        or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY)
+        or (current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) and not _in_client_span(current))
         or sdk_call_in_progress(current)
     ):
         return None
@@ -196,6 +197,18 @@ def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan |
     if runtime is None:
         return None
     return Plan(runtime, state, entry, method.upper(), host.lower(), path, current)
+
+
+def _in_client_span(current: Context) -> bool:
+    """Tell whether an HTTP client instrumentation above this call suppressed HTTP tracing.
+
+    The OpenTelemetry requests instrumentation sets the HTTP suppression key around
+    the call it traces, so the layers below do not trace the request twice. When it
+    wraps dexcost's patch, that key must not stop dexcost from pricing the request.
+    The span it started is then current: a recording client span.
+    """
+    span = get_current_span(current)
+    return span.is_recording() and getattr(span, "kind", None) is SpanKind.CLIENT
 
 
 class Plan:
