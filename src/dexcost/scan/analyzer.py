@@ -15,10 +15,8 @@ from dexcost.scan.names import (
     Resolver,
     Scope,
     bind_parameters,
-    body_nodes,
-    collect_bindings,
-    collect_imports,
     keyword,
+    prepare,
 )
 from dexcost.scan.sdks import (
     AWS_CLIENT_FACTORIES,
@@ -134,14 +132,15 @@ class ModuleAnalyzer:
     def __init__(self, tree: ast.Module, file: str, catalog: Catalog) -> None:
         self.file = file
         self.catalog = catalog
-        self.resolver = Resolver(collect_imports(tree))
+        self.resolver = Resolver({})
         self.findings: list[Finding] = []
         self.pending: list[_Pending] = []
         self.tree = tree
 
     def run(self) -> list[Finding]:
         module = Scope(None)
-        self._analyze_body(module, self.tree.body)
+        calls, nested = prepare(module, self.tree.body, self.resolver.imports)
+        self._finish_scope(module, calls, nested)
         for item in self.pending:
             recorded = item.scope.records
             self._add(
@@ -155,49 +154,36 @@ class ModuleAnalyzer:
         self.findings.sort(key=lambda finding: (finding.line, finding.column))
         return self.findings
 
-    def _analyze_body(self, scope: Scope, body: list[ast.stmt]) -> None:
-        collect_bindings(scope, body)
-        nested: list[ast.AST] = []
-        calls: list[ast.Call] = []
-        for node in body_nodes(body):
-            if isinstance(node, ast.Call):
-                calls.append(node)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                nested.append(node)
-        # Classes first: their methods fill the self.NAME bindings other code reads.
-        classes = [node for node in nested if isinstance(node, ast.ClassDef)]
-        for node in classes:
+    def _finish_scope(self, scope: Scope, calls: list[ast.Call], nested: list[ast.stmt]) -> None:
+        """Classify a prepared body's calls, then analyze the functions and classes in it."""
+        imports = self.resolver.imports
+        # Classes first: their methods fill the self.NAME bindings that calls read.
+        classes = []
+        for node in nested:
+            if not isinstance(node, ast.ClassDef):
+                continue
             class_scope = Scope(scope)
             class_scope.cls = class_scope
-            collect_bindings(class_scope, node.body)
-            methods = [
-                item
-                for item in node.body
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-            ]
-            method_scopes = []
-            for method in methods:
-                method_scope = Scope(scope, cls=class_scope)
-                bind_parameters(method_scope, method.args)
-                collect_bindings(method_scope, method.body)
-                method_scopes.append((method_scope, method))
-            for call in [n for n in body_nodes(node.body) if isinstance(n, ast.Call)]:
-                self._classify(class_scope, call)
-            for method_scope, method in method_scopes:
-                self._analyze_function(method_scope, method)
-            for inner in node.body:
-                if isinstance(inner, ast.ClassDef):
-                    self._analyze_body(class_scope, [inner])
+            class_calls, class_nested = prepare(class_scope, node.body, imports)
+            methods = []
+            for method in class_nested:
+                if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    method_scope = Scope(scope, cls=class_scope)
+                    bind_parameters(method_scope, method.args)
+                    methods.append((method_scope, *prepare(method_scope, method.body, imports)))
+            inner: list[ast.stmt] = [i for i in class_nested if isinstance(i, ast.ClassDef)]
+            classes.append((class_scope, class_calls, inner, methods))
         for call in calls:
             self._classify(scope, call)
+        for class_scope, class_calls, inner, methods in classes:
+            self._finish_scope(class_scope, class_calls, inner)
+            for method_scope, method_calls, method_nested in methods:
+                self._finish_scope(method_scope, method_calls, method_nested)
         for node in nested:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 function_scope = Scope(scope)
                 bind_parameters(function_scope, node.args)
-                self._analyze_function(function_scope, node)
-
-    def _analyze_function(self, scope: Scope, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self._analyze_body(scope, node.body)
+                self._finish_scope(function_scope, *prepare(function_scope, node.body, imports))
 
     # --- classification ---
 

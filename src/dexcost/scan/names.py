@@ -9,7 +9,6 @@ where ``()`` marks a call) or to a string with unknown parts.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 # Stands for a part of a string that is only known at run time.
@@ -57,42 +56,6 @@ class Scope:
         self.records = False  # a record_cost()/record_usage() call appears in this body
 
 
-def _body_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    """Yield the nodes of ``body`` without descending into nested functions or classes."""
-    stack: list[ast.AST] = list(reversed(body))
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
-
-
-def body_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    return _body_nodes(body)
-
-
-def collect_imports(tree: ast.Module) -> dict[str, tuple[str, ...]]:
-    """Map each imported local name to the dotted module path it stands for."""
-    imports: dict[str, tuple[str, ...]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = tuple(alias.name.split("."))
-                if alias.asname:
-                    imports[alias.asname] = parts
-                else:
-                    imports[parts[0]] = parts[:1]
-        elif isinstance(node, ast.ImportFrom):
-            base = tuple(node.module.split(".")) if node.module else ()
-            if node.level:
-                base = ("." * node.level, *base)
-            for alias in node.names:
-                if alias.name != "*":
-                    imports[alias.asname or alias.name] = (*base, alias.name)
-    return imports
-
-
 def _bind_target(scope: Scope, target: ast.expr, value: Binding) -> None:
     if isinstance(target, ast.Name):
         scope.bindings[target.id] = value
@@ -105,23 +68,67 @@ def _bind_target(scope: Scope, target: ast.expr, value: Binding) -> None:
         scope.cls.self_attrs[target.attr] = value
 
 
-def collect_bindings(scope: Scope, body: list[ast.stmt]) -> None:
-    """Record the assignments of ``body`` (not of nested functions) in ``scope``."""
-    for node in _body_nodes(body):
-        if isinstance(node, ast.Assign):
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _add_import(imports: dict[str, tuple[str, ...]], node: ast.Import | ast.ImportFrom) -> None:
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            parts = tuple(alias.name.split("."))
+            if alias.asname:
+                imports[alias.asname] = parts
+            else:
+                imports[parts[0]] = parts[:1]
+        return
+    base = tuple(node.module.split(".")) if node.module else ()
+    if node.level:
+        base = ("." * node.level, *base)
+    for alias in node.names:
+        if alias.name != "*":
+            imports[alias.asname or alias.name] = (*base, alias.name)
+
+
+def prepare(
+    scope: Scope, body: list[ast.stmt], imports: dict[str, tuple[str, ...]]
+) -> tuple[list[ast.Call], list[ast.stmt]]:
+    """Walk ``body`` once: bind its assignments and imports, return its calls and definitions.
+
+    Nested functions and classes are returned, not entered: they are scopes of their own.
+    """
+    calls: list[ast.Call] = []
+    nested: list[ast.stmt] = []
+    stack: list[object] = list(body)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, ast.AST):
+            continue
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        elif isinstance(node, _DEFINITIONS):
+            nested.append(node)
+            continue
+        elif isinstance(node, ast.Assign):
             for target in node.targets:
                 _bind_target(scope, target, node.value)
         elif isinstance(node, ast.AnnAssign):
-            if node.value is not None:
-                _bind_target(scope, node.target, node.value)
-            else:
-                _bind_target(scope, node.target, Annotated(node.annotation))
+            bound: Binding = Annotated(node.annotation) if node.value is None else node.value
+            _bind_target(scope, node.target, bound)
         elif isinstance(node, ast.NamedExpr):
             _bind_target(scope, node.target, node.value)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if item.optional_vars is not None:
                     _bind_target(scope, item.optional_vars, item.context_expr)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            _add_import(imports, node)
+            continue
+        for name in node._fields:
+            child = getattr(node, name, None)
+            if isinstance(child, list):
+                stack.extend(child)
+            elif isinstance(child, ast.AST):
+                stack.append(child)
+    return calls, nested
 
 
 def bind_parameters(scope: Scope, arguments: ast.arguments) -> None:
