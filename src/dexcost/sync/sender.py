@@ -23,7 +23,8 @@ TRACES_PATH: Final = "/v1/traces"
 CONTENT_TYPE: Final = "application/x-protobuf"
 # Bodies below this size are sent as they are: gzip saves little on them.
 GZIP_MIN_BYTES: Final = 1024
-# Level 6 shrinks typical batches about 12-fold at about 3 µs a span on one core.
+# Level 6 shrinks batches of priced LLM call events about 12-fold, at about 3 µs a
+# span (measured on a 2-core AMD EPYC).
 GZIP_LEVEL: Final = 6
 # A response body is read up to this size; the rest is not needed for any decision.
 MAX_RESPONSE_BYTES: Final = 64 * 1024
@@ -59,7 +60,8 @@ class OTLPSender:
         """Send one request and return the response.
 
         Raises ``OSError`` (refused, reset, timed out) or ``http.client.HTTPException``
-        (the server closed the connection or answered garbage); the caller retries both.
+        (the server closed the connection or sent an invalid response). The caller
+        retries both.
         """
         headers = dict(self._headers)
         if len(body) >= GZIP_MIN_BYTES:
@@ -73,8 +75,8 @@ class OTLPSender:
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
-        # A server may close a kept-alive connection while it is idle; that says nothing
-        # about the server's health, so try once more on a new connection at once.
+        # A server may close a kept-alive connection while it is idle. That is no sign of
+        # trouble, so the request is sent once more on a new connection at once.
         return self._send(body, headers, timeout)
 
     def _send(self, body: bytes, headers: dict[str, str], timeout: float) -> Response:
@@ -123,7 +125,7 @@ class OTLPSender:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Return the seconds a ``Retry-After`` header asks to wait, or None when it is invalid.
+    """Return the wait in seconds that a ``Retry-After`` header requests, or None if invalid.
 
     The header holds either a number of seconds or an HTTP date (RFC 9110, 10.2.3).
     A date in the past means no wait.

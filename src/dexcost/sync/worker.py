@@ -1,6 +1,6 @@
 """The sync worker: one daemon thread that uploads pending buffer rows to the Control Layer.
 
-Delivery is at least once. A row is marked synced only after a 2xx answer, and every
+Delivery is at least once. A row is marked synced only after a 2xx response, and every
 span keeps its stored trace and span ids, so a batch sent again (after a timeout, a
 reset connection or a killed process) carries the same ids and the receiver drops the
 duplicates. Processes sharing one buffer lease the rows they send (see
@@ -43,21 +43,22 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 10.0
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
-# A Retry-After longer than this is shortened to it: a typo on the server must not
-# stop uploads for days.
+# A Retry-After longer than this is shortened to it, because a typo on the server
+# must not stop uploads for days.
 RETRY_AFTER_CAP_SECONDS = 600.0
-# A lease must outlast one request (timeout) plus encoding; a killed process's rows
-# are claimed again by another process once it runs out.
+# A lease must outlast one request (timeout) plus encoding. Once a killed process's
+# lease runs out, another process claims its rows again.
 LEASE_SECONDS = 60.0
 # How often the worker checks whether a full batch waits, between flush intervals.
 POLL_SECONDS = 0.5
-# How often the row cap is checked; counting the rows scans the table.
+# How often the row cap is checked, because counting the rows scans the table.
 PRUNE_INTERVAL_SECONDS = 30.0
 # Warnings about failed uploads are logged at most this often.
 WARNING_INTERVAL_SECONDS = 60.0
 
 MAX_ROWS_ENV: Final = "DEXCOST_BUFFER_MAX_ROWS"
-# About 1.5 KB a row, so roughly 750 MB of buffer at the cap.
+# At about 1.5 KB a row (measured on priced LLM call events), the cap is roughly
+# 750 MB of buffer.
 DEFAULT_MAX_ROWS: Final = 500_000
 EVICTED_ATTRIBUTE: Final = "dexcost.buffer.evicted_events"
 
@@ -96,7 +97,7 @@ class _Retry(Exception):
 
 
 class _Unauthorized(Exception):
-    """The Control Layer refused the API key."""
+    """The Control Layer rejected the API key."""
 
 
 class SyncWorker(SpanProcessor):
@@ -166,8 +167,8 @@ class SyncWorker(SpanProcessor):
         self._next_prune = 0.0
 
     def _before_fork(self) -> None:
-        # The same reason as the span processor's: a child must not inherit an open
-        # SQLite connection. The worker reopens it on its next pass.
+        # As in the span processor, a child must not inherit an open SQLite connection.
+        # The worker reopens it on its next pass.
         self._io_lock.acquire()
         if self._buffer is not None:
             try:
@@ -185,7 +186,7 @@ class SyncWorker(SpanProcessor):
     # --- life cycle ---
 
     def start(self) -> None:
-        """Start the upload thread unless it runs, has stopped, or the key was refused."""
+        """Start the upload thread unless it is running, has stopped, or the key was rejected."""
         with self._start_lock:
             if self._thread is not None or self._stopping or self._unauthorized:
                 return
@@ -234,8 +235,8 @@ class SyncWorker(SpanProcessor):
     # --- the thread ---
 
     def _run(self) -> None:
-        # A fresh context, as in the span processor: uploads must not inherit a request's
-        # span or baggage, and suppression keeps app instrumentation off our sqlite3 work.
+        # A fresh context, as in the span processor, so uploads do not inherit a request's
+        # span or baggage. Suppression keeps app instrumentation off dexcost's sqlite3 work.
         token = otel_context.attach(
             otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
         )
@@ -249,7 +250,7 @@ class SyncWorker(SpanProcessor):
                             self._pass()
                             next_pass = time.monotonic() + self._flush_interval
                     except Exception:
-                        # A locked or unreadable buffer: keep the thread and try later.
+                        # The buffer may be locked or unreadable, so keep the thread and retry.
                         errors.log_internal_error("uploading cost events")
                         next_pass = time.monotonic() + self._flush_interval
                 wait = min(POLL_SECONDS, max(next_pass, self._retry_at) - time.monotonic())
@@ -292,7 +293,7 @@ class SyncWorker(SpanProcessor):
                 return
 
     def _send_batch(self, rows: Sequence[tuple[object, ...]], deadline: float | None) -> bool:
-        """Deliver one claimed batch; False when the rest must wait (retry or refused key)."""
+        """Deliver one claimed batch. Return False when the rest must wait for a retry."""
         encoded = []
         for row in rows:
             try:
@@ -305,7 +306,8 @@ class SyncWorker(SpanProcessor):
                         "dexcost could not encode this row for upload",
                     )
         extra = self._wire_counters()
-        # Halves of a batch the receiver called malformed; the last one is sent first.
+        # Parts of the batch still to send. A 400 splits a part in halves, and the
+        # last part in the list is sent first.
         parts: list[list[EncodedSpan]] = [encoded] if encoded else []
         while parts:
             part = parts.pop()
@@ -356,9 +358,9 @@ class SyncWorker(SpanProcessor):
         if status in (401, 403):
             raise _Unauthorized(f"HTTP {status}")
         retry_after = parse_retry_after(response.retry_after)
-        # 429 and 5xx are the server's trouble. Any other status (404, 405, 415, ...)
-        # means a wrong endpoint or a proxy in the way: the data is fine, so it is
-        # kept and retried at the slowest pace until the setting is fixed.
+        # 429 and 5xx are server trouble. Any other status (404, 405, 415, ...) means a
+        # wrong endpoint or a proxy in the way. The data is fine, so it is kept and
+        # retried at the slowest pace until the setting is fixed.
         delay = retry_after
         if delay is None and status != 429 and status < 500:
             delay = BACKOFF_CAP_SECONDS
@@ -389,7 +391,7 @@ class SyncWorker(SpanProcessor):
     def _refuse_key(self, status: str) -> None:
         self._unauthorized = True
         message = (
-            f"the Control Layer at {self._endpoint} refused the {self._key_type} API key "
+            f"the Control Layer at {self._endpoint} rejected the {self._key_type} API key "
             f"({status}); uploads are stopped for this process and events stay in the buffer. "
             "Check DEXCOST_API_KEY (or api_key=) against the dexcost dashboard and restart"
         )
@@ -398,10 +400,10 @@ class SyncWorker(SpanProcessor):
             buffer.set_sync_state("last_sync_error", message)
 
     def _note_partial_success(self, response: Response) -> None:
-        """Count and log spans a 2xx answer says were rejected; they are not sent again.
+        """Count and log the spans that a 2xx response reports as rejected.
 
-        OTLP says a client must not retry a partially successful request, and the
-        answer does not say which spans were refused, so all are marked synced.
+        OTLP forbids retrying a partially successful request, and the response does
+        not say which spans were rejected, so all of them stay marked synced.
         """
         if not response.body or "json" in response.content_type:
             return
