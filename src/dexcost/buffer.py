@@ -465,7 +465,7 @@ class Buffer:
         return {str(key): value for key, value in rows}
 
     def enforce_max_rows(self, max_rows: int, keep_fraction: float = 0.9) -> int:
-        """Delete rows while the buffer holds more than ``max_rows``; return how many were unsent.
+        """Delete rows while the buffer contains over ``max_rows``, and return how many were unsent.
 
         Once over the cap, rows are deleted down to ``keep_fraction`` of it, so the
         next inserts do not trigger another pass at once. Synced rows go first,

@@ -90,7 +90,7 @@ def sync_states(path: Path) -> dict[int, int]:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` every 20 ms until it holds or ``timeout`` seconds pass."""
+    """Poll ``condition`` every 20 ms until it is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -2,7 +2,7 @@
 
 It decodes requests with opentelemetry-proto, as a collector would, keeps every span
 id it accepted (so duplicates are dropped, as the Control Layer drops them) and
-answers from a script of faults: one entry per request, then normal answers.
+responds from a script of faults: one entry per request, then normal responses.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Receiver:
 
     Until ``up()`` its port is bound but not listening, so connections are refused.
     Fault entries: ``("status", code)``, ``("retry_after", code, header)``,
-    ``("slow", seconds)`` (accepts the spans, answers late), ``("reset",)`` (reads
+    ``("slow", seconds)`` (accepts the spans, responds late), ``("reset",)`` (reads
     part of the body, then resets the connection), ``("partial", rejected, message)``.
     """
 

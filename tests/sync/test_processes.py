@@ -101,7 +101,7 @@ def test_one_call_is_delivered_at_exit(
 def test_killed_process_events_sent_by_next(
     receiver: Receiver, buffer_path: Path, tmp_path: Path
 ) -> None:
-    # Slow answers keep a batch leased and in flight when the process is killed.
+    # Slow responses keep a batch leased and in flight when the process is killed.
     receiver.handle_delay = 0.3
     receiver.up()
     env = child_env(receiver, tmp_path)

@@ -128,7 +128,7 @@ def test_worker_honours_retry_after_date(push: Push, receiver: Receiver, buffer_
 def test_worker_retries_slow_responses_past_timeout(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:
-    # The receiver keeps the spans but answers after the client's 0.5 s timeout, so
+    # The receiver keeps the spans but responds after the client's 0.5 s timeout, so
     # the batch is sent again with the same span ids and deduplicated.
     receiver.faults.extend([("slow", 1.0), ("slow", 1.0)])
     receiver.up()
