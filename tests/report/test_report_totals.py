@@ -202,3 +202,18 @@ def test_report_reads_events_dexcost_wrote(buffer_path: Path) -> None:
         Decimal("0.032"),
         Decimal("0.002"),
     )
+
+
+def test_report_long_fractions_stay_exact(make_buffer: MakeBuffer) -> None:
+    # 13 fraction digits and exponent notation are summed in Python, not in SQL.
+    path = make_buffer([Event(cost_usd="0.0000000000001"), Event(cost_usd="1.5E-7")])
+
+    assert build_report(path).total.cost_usd == Decimal("0.0000001500001")
+
+
+def test_report_integer_overflow_falls_back_exactly(make_buffer: MakeBuffer) -> None:
+    # Two 18-digit amounts overflow SQLite's 64-bit integer sum.
+    big = "999999999999999999.5"
+    path = make_buffer([Event(cost_usd=big), Event(cost_usd=big)])
+
+    assert build_report(path).total.cost_usd == Decimal("1999999999999999999")

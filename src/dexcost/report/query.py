@@ -192,7 +192,12 @@ def build_report(
     report = Report(str(db_path), names, since, until)
     with suppressed_instrumentation(), closing(open_buffer(db_path)) as connection:
         try:
-            rows = connection.execute(*_query(names, since, until))
+            try:
+                rows = connection.execute(*_query(names, since, until, split=True)).fetchall()
+            except sqlite3.OperationalError as error:
+                if "integer overflow" not in str(error):
+                    raise
+                rows = connection.execute(*_query(names, since, until, split=False)).fetchall()
             _fold(report, rows, len(names))
         except sqlite3.DatabaseError as error:
             raise ReportError(
@@ -202,9 +207,32 @@ def build_report(
     return report
 
 
+# Amounts of up to 18 integer and 12 fraction digits, written as plain decimals, are
+# summed by SQLite as two integers: the integer parts and the fractions in units of
+# 1e-12 USD. Integer sums are exact, and SQLite raises on overflow instead of wrapping,
+# so a huge buffer falls back to summing each distinct amount in Python.
+FRACTION_DIGITS: Final = 12
+_SPLIT_COST = f"""
+    CASE WHEN cost_usd IS NULL THEN NULL
+         WHEN cost_usd NOT GLOB '*[^0-9.]*' AND cost_usd GLOB '*[0-9]*'
+              AND length(cost_usd) - dot <= {FRACTION_DIGITS} AND dot <= 19
+              AND instr(substr(cost_usd, dot + 1), '.') = 0
+         THEN '' ELSE cost_usd END"""
+_INTEGER_PART = "CAST(substr(cost_usd, 1, dot - 1) AS INTEGER)"
+_FRACTION_PART = (
+    f"CAST(substr(substr(cost_usd, dot + 1) || '{'0' * FRACTION_DIGITS}', 1, "
+    f"{FRACTION_DIGITS}) AS INTEGER)"
+)
+
+
 def _query(
-    names: tuple[str, ...], since: datetime | None, until: datetime | None
+    names: tuple[str, ...], since: datetime | None, until: datetime | None, *, split: bool
 ) -> tuple[str, list[object]]:
+    """Return SQL whose rows are: keys, cost group, status, retry, count, sums, tokens.
+
+    The cost group is NULL for events without a price, '' for amounts summed in
+    SQL (``split``), and otherwise the amount itself, counted ``count`` times.
+    """
     keys = [GROUPINGS[name] for name in names]
     # The JSON is only parsed for rows that mention the retry flag at all.
     is_retry = (
@@ -220,12 +248,25 @@ def _query(
     if until is not None:
         where.append(f"{_EVENT_TIME} < ?")
         params.append(to_unix_ns(until))
-    selected = [*keys, "cost_usd", "cost_status", is_retry]
+    inner_keys = [f"{key} AS k{index}" for index, key in enumerate(keys)]
+    inner = (
+        f"SELECT {', '.join([*inner_keys, 'cost_usd', 'cost_status'])}, {is_retry} AS retry, "
+        "instr(cost_usd || '.', '.') AS dot, input_tokens, output_tokens, "
+        f"cache_read_tokens, reasoning_tokens FROM spans WHERE {' AND '.join(where)}"
+    )
+    cost_group = _SPLIT_COST if split else "cost_usd"
+    sums = (
+        f"SUM(CASE WHEN cost_group = '' THEN {_INTEGER_PART} END), "
+        f"SUM(CASE WHEN cost_group = '' THEN {_FRACTION_PART} END)"
+        if split
+        else "NULL, NULL"
+    )
+    selected = [*(f"k{index}" for index in range(len(keys))), "cost_group", "cost_status", "retry"]
     sql = (
-        f"SELECT {', '.join(selected)}, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
-        "SUM(cache_read_tokens), "
-        f"SUM(reasoning_tokens) FROM spans WHERE {' AND '.join(where)} "
-        f"GROUP BY {', '.join(str(i + 1) for i in range(len(selected)))}"
+        f"SELECT {', '.join(selected)}, COUNT(*), {sums}, SUM(input_tokens), "
+        "SUM(output_tokens), SUM(cache_read_tokens), SUM(reasoning_tokens) FROM ("
+        f"SELECT *, {cost_group} AS cost_group FROM ({inner})) "
+        f"GROUP BY {', '.join(selected)}"
     )
     return sql, params
 
@@ -235,8 +276,8 @@ def _fold(report: Report, rows: Iterable[tuple[object, ...]], width: int) -> Non
     with _exact():
         for row in rows:
             key = tuple(None if value is None else str(value) for value in row[:width])
-            cost_text, status, retry, count = row[width : width + 4]
-            tokens = row[width + 4 :]
+            cost_text, status, retry, count, whole, fraction = row[width : width + 6]
+            tokens = row[width + 6 :]
             totals = groups.get(key)
             if totals is None:
                 totals = groups[key] = Totals()
@@ -249,7 +290,12 @@ def _fold(report: Report, rows: Iterable[tuple[object, ...]], width: int) -> Non
                     totals.unpriced_events += events
             else:
                 try:
-                    amount = Decimal(str(cost_text)) * events
+                    if cost_text == "":
+                        amount = Decimal(str(whole)) + Decimal(str(fraction)).scaleb(
+                            -FRACTION_DIGITS
+                        )
+                    else:
+                        amount = Decimal(str(cost_text)) * events
                 except InvalidOperation:
                     raise ReportError(
                         f"the buffer holds cost_usd={cost_text!r}, which is not an amount; "

@@ -292,7 +292,7 @@ class ModuleAnalyzer:
         elif method not in paid.operations:
             return
         catalog = self.catalog.find((paid.service, paid.host))
-        self._pending(scope, node, paid.name, paid.why, catalog, paid.service)
+        self._pending(scope, node, paid.name, paid.reason, catalog, paid.service)
 
     def _classify_http(self, scope: Scope, node: ast.Call, ref: Ref) -> None:
         dotted = ref.dotted

@@ -62,7 +62,7 @@ class Catalog:
         """Return the service for a request to ``host`` and ``path``.
 
         A ``path`` of None means it is unknown: then only a service that lists no
-        paths matches, because nothing says which of the others applies.
+        paths matches, because the others each apply to specific paths only.
         """
         host = host.lower().rstrip(".")
         for service in self.services:

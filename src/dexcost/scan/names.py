@@ -1,9 +1,9 @@
 """Static name resolution: what a name or expression in a module refers to.
 
-Resolution is flow-insensitive and never runs code: each scope maps names to the
-expressions assigned to them, and an expression is resolved on demand to a dotted
-path rooted at an imported module (``openai.OpenAI.().chat.completions.create``,
-where ``()`` marks a call) or to a string with unknown parts.
+Resolution is flow-insensitive and never runs code. Each scope maps names to the
+expressions assigned to them. An expression is resolved on demand to a dotted path
+rooted at an imported module, such as ``openai.OpenAI.().chat.completions.create``
+where ``()`` marks a call, or to a string with unknown parts.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Ref:
 
 @dataclass(frozen=True)
 class Annotated:
-    """A parameter annotated with a class: it holds an instance of that class."""
+    """A parameter annotated with a class, so its value is an instance of that class."""
 
     annotation: ast.expr
 

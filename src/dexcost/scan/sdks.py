@@ -168,7 +168,7 @@ class PaidLibrary:
     service: str
     host: str
     operations: frozenset[str] | None  # None: every lowercase method of a client
-    why: str
+    reason: str
 
 
 PAID_LIBRARIES: Final[dict[str, PaidLibrary]] = {
