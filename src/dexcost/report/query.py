@@ -8,7 +8,7 @@ precision that cannot round. The buffer is opened read-only and never migrated.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -193,12 +193,12 @@ def build_report(
     with suppressed_instrumentation(), closing(open_buffer(db_path)) as connection:
         try:
             try:
-                rows = connection.execute(*_query(names, since, until, split=True)).fetchall()
+                _collect(report, connection, names, since, until, split=True)
             except sqlite3.OperationalError as error:
                 if "integer overflow" not in str(error):
                     raise
-                rows = connection.execute(*_query(names, since, until, split=False)).fetchall()
-            _fold(report, rows, len(names))
+                report.groups = {}
+                _collect(report, connection, names, since, until, split=False)
         except sqlite3.DatabaseError as error:
             raise ReportError(
                 f"cannot read {db_path}: {error}. Check the file is a dexcost buffer "
@@ -212,11 +212,12 @@ def build_report(
 # 1e-12 USD. Integer sums are exact, and SQLite raises on overflow instead of wrapping,
 # so a huge buffer falls back to summing each distinct amount in Python.
 FRACTION_DIGITS: Final = 12
+# The buffer stores only text that Decimal accepts, so a string made of digits and
+# dots has at most one dot. Exponents and signs take the per-amount path.
 _SPLIT_COST = f"""
     CASE WHEN cost_usd IS NULL THEN NULL
-         WHEN cost_usd NOT GLOB '*[^0-9.]*' AND cost_usd GLOB '*[0-9]*'
+         WHEN ltrim(cost_usd, '0123456789.') = ''
               AND length(cost_usd) - dot <= {FRACTION_DIGITS} AND dot <= 19
-              AND instr(substr(cost_usd, dot + 1), '.') = 0
          THEN '' ELSE cost_usd END"""
 _INTEGER_PART = "CAST(substr(cost_usd, 1, dot - 1) AS INTEGER)"
 _FRACTION_PART = (
@@ -225,22 +226,19 @@ _FRACTION_PART = (
 )
 
 
-def _query(
-    names: tuple[str, ...], since: datetime | None, until: datetime | None, *, split: bool
-) -> tuple[str, list[object]]:
-    """Return SQL whose rows are: keys, cost group, status, retry, count, sums, tokens.
-
-    The cost group is NULL for events without a price, '' for amounts summed in
-    SQL (``split``), and otherwise the amount itself, counted ``count`` times.
-    """
-    keys = [GROUPINGS[name] for name in names]
+def _retry_expression() -> str:
     # The JSON is only parsed for rows that mention the retry flag at all.
-    is_retry = (
+    return (
         f"(event_type = '{semconv.RETRY_MARKER}' OR CASE WHEN instr(attributes, "
         f"'{semconv.RETRY_IS_RETRY}') > 0 THEN json_extract(attributes, "
         f"'$.\"{semconv.RETRY_IS_RETRY}\"') = 1 ELSE 0 END)"
     )
-    where = [f"event_type IN ({', '.join('?' for _ in COST_EVENT_TYPES)})"]
+
+
+def _filter(since: datetime | None, until: datetime | None) -> tuple[str, list[object]]:
+    # The unary + keeps SQLite off the (event_type, end_ns) index: nearly every row is a
+    # cost event, and one pass over the table is several times faster than index lookups.
+    where = [f"+event_type IN ({', '.join('?' for _ in COST_EVENT_TYPES)})"]
     params: list[object] = list(COST_EVENT_TYPES)
     if since is not None:
         where.append(f"{_EVENT_TIME} >= ?")
@@ -248,72 +246,114 @@ def _query(
     if until is not None:
         where.append(f"{_EVENT_TIME} < ?")
         params.append(to_unix_ns(until))
+    return " AND ".join(where), params
+
+
+def _rows_sql(keys: list[str], where: str, split: bool) -> str:
+    """Return a subquery of one row per cost event with its keys and amount columns.
+
+    ``cost_group`` is NULL without a price, '' for an amount summed in SQL, and the
+    amount itself otherwise. LIMIT -1 stops SQLite from inlining the subquery, which
+    would compute each per-row expression once for every place that names it.
+    """
     inner_keys = [f"{key} AS k{index}" for index, key in enumerate(keys)]
-    inner = (
-        f"SELECT {', '.join([*inner_keys, 'cost_usd', 'cost_status'])}, {is_retry} AS retry, "
-        "instr(cost_usd || '.', '.') AS dot, input_tokens, output_tokens, "
-        f"cache_read_tokens, reasoning_tokens FROM spans WHERE {' AND '.join(where)}"
+    events = (
+        f"SELECT {', '.join([*inner_keys, 'cost_usd', 'cost_status'])}, "
+        f"{_retry_expression()} AS retry, instr(cost_usd || '.', '.') AS dot, input_tokens, "
+        f"output_tokens, cache_read_tokens, reasoning_tokens FROM spans WHERE {where} LIMIT -1"
     )
     cost_group = _SPLIT_COST if split else "cost_usd"
+    return f"SELECT *, {cost_group} AS cost_group FROM ({events}) LIMIT -1"
+
+
+def _collect(
+    report: Report,
+    connection: sqlite3.Connection,
+    names: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    split: bool,
+) -> None:
+    """Fill ``report`` from two queries: sums per group, then the amounts SQL did not add."""
+    keys = [GROUPINGS[name] for name in names]
+    where, params = _filter(since, until)
+    rows = _rows_sql(keys, where, split)
+    key_columns = [f"k{index}" for index in range(len(keys))]
+    group_by = f" GROUP BY {', '.join(key_columns)}" if key_columns else ""
+    whole = f"CASE WHEN cost_group = '' THEN {_INTEGER_PART} END"
+    fraction = f"CASE WHEN cost_group = '' THEN {_FRACTION_PART} END"
     sums = (
-        f"SUM(CASE WHEN cost_group = '' THEN {_INTEGER_PART} END), "
-        f"SUM(CASE WHEN cost_group = '' THEN {_FRACTION_PART} END)"
-        if split
-        else "NULL, NULL"
+        f"SELECT {''.join(f'{column}, ' for column in key_columns)}COUNT(*), "
+        f"SUM(cost_usd IS NULL AND cost_status = '{semconv.USAGE_UNKNOWN}'), "
+        "SUM(cost_usd IS NULL), SUM(cost_group <> ''), "
+        f"SUM({whole}), SUM({fraction}), SUM(retry), "
+        f"SUM(CASE WHEN retry THEN {whole} END), SUM(CASE WHEN retry THEN {fraction} END), "
+        "SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), "
+        f"SUM(reasoning_tokens) FROM ({rows}){group_by}"
     )
-    selected = [*(f"k{index}" for index in range(len(keys))), "cost_group", "cost_status", "retry"]
-    sql = (
-        f"SELECT {', '.join(selected)}, COUNT(*), {sums}, SUM(input_tokens), "
-        "SUM(output_tokens), SUM(cache_read_tokens), SUM(reasoning_tokens) FROM ("
-        f"SELECT *, {cost_group} AS cost_group FROM ({inner})) "
-        f"GROUP BY {', '.join(selected)}"
-    )
-    return sql, params
-
-
-def _fold(report: Report, rows: Iterable[tuple[object, ...]], width: int) -> None:
-    groups = report.groups
+    width = len(keys)
+    odd_groups = 0
     with _exact():
-        for row in rows:
+        for row in connection.execute(sums, params):
             key = tuple(None if value is None else str(value) for value in row[:width])
-            cost_text, status, retry, count, whole, fraction = row[width : width + 6]
-            tokens = row[width + 6 :]
-            totals = groups.get(key)
-            if totals is None:
-                totals = groups[key] = Totals()
-            events = int(count)  # type: ignore[call-overload]
+            values = [0 if value is None else int(value) for value in row[width:]]
+            (events, usage_unknown, missing, odd, whole_sum, fraction_sum, retries) = values[:7]
+            retry_whole, retry_fraction = values[7:9]
+            totals = report.groups.setdefault(key, Totals())
             totals.events += events
-            if cost_text is None:
-                if status == semconv.USAGE_UNKNOWN:
-                    totals.usage_unknown_events += events
-                else:
-                    totals.unpriced_events += events
-            else:
-                try:
-                    if cost_text == "":
-                        amount = Decimal(str(whole)) + Decimal(str(fraction)).scaleb(
-                            -FRACTION_DIGITS
-                        )
-                    else:
-                        amount = Decimal(str(cost_text)) * events
-                except InvalidOperation:
-                    raise ReportError(
-                        f"the buffer holds cost_usd={cost_text!r}, which is not an amount; "
-                        "repair or remove that row, or pass --since to skip it"
-                    ) from None
-                totals.cost_usd += amount
-                totals.priced_events += events
-                if retry:
-                    totals.retry_cost_usd += amount
-            if retry:
-                totals.retry_events += events
-            totals.input_tokens += int(tokens[0] or 0)  # type: ignore[call-overload]
-            totals.output_tokens += int(tokens[1] or 0)  # type: ignore[call-overload]
-            totals.cache_read_tokens += int(tokens[2] or 0)  # type: ignore[call-overload]
-            totals.reasoning_tokens += int(tokens[3] or 0)  # type: ignore[call-overload]
-    report.groups = dict(sorted(groups.items(), key=lambda item: _sort_key(item[0])))
+            totals.usage_unknown_events += usage_unknown
+            totals.unpriced_events += missing - usage_unknown
+            totals.priced_events += events - missing
+            totals.retry_events += retries
+            totals.cost_usd += _amount(whole_sum, fraction_sum)
+            totals.retry_cost_usd += _amount(retry_whole, retry_fraction)
+            tokens = values[9:]
+            totals.input_tokens += tokens[0]
+            totals.output_tokens += tokens[1]
+            totals.cache_read_tokens += tokens[2]
+            totals.reasoning_tokens += tokens[3]
+            odd_groups += odd
+        if odd_groups:
+            _add_other_amounts(report, connection, key_columns, rows, params)
+    report.groups = dict(sorted(report.groups.items(), key=lambda item: _sort_key(item[0])))
+    report.total = Totals()
     for totals in report.groups.values():
         report.total.add(totals)
+
+
+def _amount(whole: int, fraction: int) -> Decimal:
+    return Decimal(whole) + Decimal(fraction).scaleb(-FRACTION_DIGITS)
+
+
+def _add_other_amounts(
+    report: Report,
+    connection: sqlite3.Connection,
+    key_columns: list[str],
+    rows: str,
+    params: list[object],
+) -> None:
+    """Add each amount that SQL did not sum, times the number of events that have it."""
+    selected = [*key_columns, "cost_usd", "retry"]
+    sql = (
+        f"SELECT {', '.join(selected)}, COUNT(*) FROM ({rows}) "
+        f"WHERE cost_group <> '' GROUP BY {', '.join(selected)}"
+    )
+    width = len(key_columns)
+    for row in connection.execute(sql, params):
+        key = tuple(None if value is None else str(value) for value in row[:width])
+        cost_text, retry, count = row[width:]
+        try:
+            amount = Decimal(str(cost_text)) * int(count)
+        except InvalidOperation:
+            raise ReportError(
+                f"the buffer holds cost_usd={cost_text!r}, which is not an amount; "
+                "repair or remove that row, or pass --since to skip it"
+            ) from None
+        totals = report.groups[key]
+        totals.cost_usd += amount
+        if retry:
+            totals.retry_cost_usd += amount
 
 
 def _sort_key(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
