@@ -82,10 +82,16 @@ class Catalog:
         return self.match(parts.hostname, parts.path or "/")
 
     def find(self, candidates: tuple[str, ...]) -> CatalogService | None:
-        """Return the first service whose id or host equals one of ``candidates``."""
+        """Return the first service whose id or host equals one of ``candidates``.
+
+        A host match counts only for a service without paths: a host such as
+        maps.googleapis.com serves several APIs with different prices.
+        """
         for candidate in candidates:
             for service in self.services:
-                if service.id == candidate or service.matches_host(candidate):
+                if service.id == candidate:
+                    return service
+                if not service.paths and service.matches_host(candidate):
                     return service
         return None
 
