@@ -470,8 +470,8 @@ def test_migration_upgrades_version_1_buffer(buffer_path: Path) -> None:
     with closing(sqlite3.connect(buffer_path)) as connection:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         spans = connection.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-    assert SCHEMA_VERSION == 2
-    assert version == 2
+    # Every later migration runs too, up to the newest schema.
+    assert version == SCHEMA_VERSION
     assert spans == 1
     assert rates_from_rows(read_rate_rows(buffer_path)).services == [MAPS]
 
