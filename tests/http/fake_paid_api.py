@@ -1,9 +1,9 @@
 """A fake paid API on 127.0.0.1, one path per way a catalog entry counts units.
 
-Each path answers the way such services do: a fixed JSON reply, a credit count in a
+Each path replies the way such services do: a fixed JSON reply, a credit count in a
 response header, a credit count in the JSON body, or a reply to a batch whose size
-the request body gives. ``?status=N`` makes any path answer with status N, and
-``/text/...`` answers 200 with an HTML body. ``/`` answers as Amazon Translate, with
+the request body gives. ``?status=N`` makes any path reply with status N, and
+``/text/...`` replies 200 with an HTML body. ``/`` replies as Amazon Translate, with
 an error for the target language ``xx``, and ``/model/...`` as Bedrock's Converse.
 """
 
@@ -77,7 +77,7 @@ _CONVERSE_REPLY = {
 
 
 def _aws_reply(status: int) -> dict[str, Any]:
-    """Answer Amazon Translate's TranslateText, or with its error shape."""
+    """Return the reply of Amazon Translate's TranslateText, or its error reply."""
     if status >= 400:
         return {"__type": "InvalidRequestException", "message": "unsupported language pair"}
     return {"TranslatedText": "hola mundo", "SourceLanguageCode": "en", "TargetLanguageCode": "es"}

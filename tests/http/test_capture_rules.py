@@ -64,9 +64,7 @@ def test_urllib3_unpreloaded_body_is_usage_unknown(dx: Any, api: FakePaidAPI, co
     assert b'"credits": 7' in body
 
 
-async def test_aiohttp_body_priced_when_caller_reads_json(
-    dx: Any, api: FakePaidAPI, costs: Rows
-) -> None:
+async def test_aiohttp_priced_when_caller_reads(dx: Any, api: FakePaidAPI, costs: Rows) -> None:
     import aiohttp
 
     async with (
@@ -79,9 +77,7 @@ async def test_aiohttp_body_priced_when_caller_reads_json(
     assert Decimal(costs()[0]["cost_usd"]) == JSON_COST
 
 
-async def test_aiohttp_body_released_unread_is_usage_unknown(
-    dx: Any, api: FakePaidAPI, costs: Rows
-) -> None:
+async def test_aiohttp_unread_body_usage_unknown(dx: Any, api: FakePaidAPI, costs: Rows) -> None:
     import aiohttp
 
     async with (

@@ -133,7 +133,7 @@ def test_client_refused_connection_records_nothing(client: str, costs: Rows) -> 
     assert costs() == []
 
 
-def test_client_refused_billed_connection_is_usage_unknown(client: str, costs: Rows) -> None:
+def test_client_refused_billed_is_usage_unknown(client: str, costs: Rows) -> None:
     with pytest.raises(CONNECT_ERRORS[client]) as raised:
         send(client, "GET", f"http://127.0.0.1:{_closed_port()}/billed/search")
 

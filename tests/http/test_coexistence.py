@@ -100,7 +100,7 @@ CLIENTS = ("requests", "httpx", "httpx2")
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_paid_request_priced_with_app_tracing(
+def test_paid_request_priced_under_tracing(
     app: App, api: FakePaidAPI, costs: Rows, client: str
 ) -> None:
     _get(client, api.base_url + "/fixed/search")
@@ -122,7 +122,7 @@ def test_unmatched_request_adds_only_app_span(
     assert stored() == []
 
 
-def test_openai_call_priced_once_with_app_tracing(app: App, costs: Rows, stored: Any) -> None:
+def test_openai_call_priced_once_traced(app: App, costs: Rows, stored: Any) -> None:
     usage = FakeUsage(prompt_tokens=1200, completion_tokens=300)
     with (
         FakeOpenAIServer(usage=usage) as server,

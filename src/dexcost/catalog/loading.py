@@ -1,7 +1,7 @@
 """Loading the catalog bundled with dexcost, once and only when a request needs it.
 
-``import dexcost`` never reads the file: the HTTP capture asks for the catalog when
-an HTTP client library is patched. A missing or invalid bundled file is logged and
+``import dexcost`` never reads the file: the HTTP capture loads the catalog when it
+patches the first HTTP client library. A missing or invalid bundled file is logged and
 treated as an empty catalog, so the application still runs.
 """
 

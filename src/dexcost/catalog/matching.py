@@ -1,6 +1,6 @@
 """Finding the catalog entry of one outgoing request, on the request's hot path.
 
-Most requests an application sends are not to a paid API, so the common answer is
+Most requests an application sends are not to a paid API, so the common result is
 "no entry" and it must be cheap: one dict lookup per host, cached. A host seen for the
 first time is looked up among the exact hosts and then among the wildcard suffixes
 (``*.pinecone.io``), and the routes found are cached for that host. Path globs are
@@ -17,7 +17,7 @@ from typing import Final
 
 from dexcost.catalog.schema import CatalogEntry
 
-# Distinct hosts whose routes are cached; the cache is emptied when it is full, so a
+# Distinct hosts whose routes are cached. The cache is emptied when it is full, so a
 # process that calls many hosts (a crawler) keeps a bounded memory.
 _CACHE_LIMIT: Final = 4096
 

@@ -104,9 +104,9 @@ _MAX_PER_EXPONENT: Final = 9
 class CatalogFormatError(ValueError):
     """Raised when a catalog does not follow the format.
 
-    ``entry_id`` names the entry (``""`` for the top level or an entry without a
-    readable id) and ``field`` the key at fault; the message says what is wrong and
-    how to write it.
+    ``entry_id`` names the entry (``""`` for the top level, ``"#N"`` for the entry
+    at index N without a valid id) and ``field`` the key at fault. The message states
+    what is wrong and how to write it.
     """
 
     def __init__(self, entry_id: str, field: str, problem: str) -> None:
@@ -120,9 +120,9 @@ class CatalogFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class UnitsFrom:
-    """Where the unit count of one request comes from.
+    """Rule giving the unit count of one request.
 
-    ``units`` is the count of a ``fixed`` rule; ``name`` is the header name of a
+    ``units`` is the count of a ``fixed`` rule. ``name`` is the header name of a
     ``response_header`` rule or the dotted field of a JSON rule, split into ``path``.
     """
 

@@ -69,8 +69,8 @@ def send_wrapper(
 def _record(matched: Plan, request: Any, response: Any, streamed: bool) -> None:
     status = response.status_code
     response_json = None
-    # A streamed body belongs to the caller, who may read it once; any other body
-    # was read by send() and is cached, so reading .content costs nothing.
+    # A streamed body belongs to the caller, who may read it only once. Any other
+    # body was read by send() and is cached, so reading .content costs nothing.
     if matched.wants_response_body(status) and not streamed:
         response_json = decode_json(response.content)
     request_json = None
