@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -146,15 +148,29 @@ def test_init_twice_wraps_send_once(dx: Any) -> None:
     assert find_gate(wrapper.__wrapped__) is None
 
 
-def test_request_after_shutdown_records_nothing(
-    dx: Any, api: FakePaidAPI, buffer_path: Path
-) -> None:
+def test_shutdown_stops_matching_requests(dx: Any, api: FakePaidAPI) -> None:
     dexcost.shutdown()
 
     reply = send("httpx", "GET", api.base_url + "/fixed/search")
 
     assert reply.status == 200
     assert http_capture.captured_libraries() == []
+    assert not capture.is_configured()
+
+
+def test_init_loads_no_catalog_code(tmp_path: Path) -> None:
+    # A fresh interpreter: this one has imported every HTTP client already.
+    script = (
+        "import sys, dexcost\n"
+        f"dexcost.init(storage='local', buffer_path={str(tmp_path / 'b.db')!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dexcost.catalog')))\n"
+        "dexcost.shutdown()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+
+    assert result.stdout.strip() == "[]"
 
 
 # --- attribution and tasks ----------------------------------------------------------

@@ -57,9 +57,7 @@ def start(user_services: Iterable[str] = ()) -> None:
     with _lock:
         _active = True
         _user_services = frozenset(user_services)
-        from dexcost.http import capture
-
-        capture.clear()
+        _clear_capture()
         for name in LIBRARIES:
             if name not in _hooked:
                 _hooked.add(name)
@@ -78,8 +76,18 @@ def stop() -> None:
         _active = False
         for instrumentor in _instrumentors.values():
             instrumentor.uninstrument()
-        if "dexcost.http.capture" in sys.modules:
-            sys.modules["dexcost.http.capture"].clear()
+        _clear_capture()
+
+
+def _clear_capture() -> None:
+    """Forget the configured catalog, without importing the capture code before it is used.
+
+    ``init()`` must not pay for importing the catalog code when the application has
+    not imported any HTTP client yet.
+    """
+    capture = sys.modules.get("dexcost.http.capture")
+    if capture is not None:
+        capture.clear()
 
 
 def captured_libraries() -> list[str]:
@@ -93,9 +101,7 @@ def use_catalog(catalog: Catalog | None) -> None:
     global _catalog_override
     with _lock:
         _catalog_override = catalog
-        from dexcost.http import capture
-
-        capture.clear()
+        _clear_capture()
         if _active and _instrumentors:
             _configure()
 
