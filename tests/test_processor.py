@@ -26,6 +26,7 @@ from opentelemetry.trace import Tracer
 
 import dexcost
 from dexcost import errors
+from dexcost import processor as processor_module
 from dexcost.buffer import Buffer
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.runtime import current_runtime
@@ -147,15 +148,26 @@ def test_force_flush_stores_queued_spans(tracing: PrivateTracing, buffer_path: P
     assert _row_count(buffer_path) == 3
 
 
-def test_force_flush_stores_more_than_batch(
-    tracing: PrivateTracing, buffer_path: Path
-) -> None:
-    # BATCH_SIZE is 500, so this takes three transactions.
+def test_force_flush_stores_more_than_batch(tracing: PrivateTracing, buffer_path: Path) -> None:
+    # More than BATCH_SIZE (500), the count that wakes the writer.
     tracing.end_spans(1201)
 
     tracing.processor.force_flush(int(WAIT_SECONDS * 1000))
 
     assert _row_count(buffer_path) == 1201
+
+
+def test_force_flush_stores_more_than_one_transaction(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processor_module, "TRANSACTION_SIZE", 100)
+    tracing = PrivateTracing(DexcostSpanProcessor(buffer_path))
+    try:
+        tracing.end_spans(250)
+        tracing.processor.force_flush(int(WAIT_SECONDS * 1000))
+        assert _row_count(buffer_path) == 250
+    finally:
+        tracing.processor.shutdown()
 
 
 def test_force_flush_with_empty_queue_returns_true(tracing: PrivateTracing) -> None:
@@ -365,9 +377,7 @@ def test_drop_count_accumulates(
     assert _counter(buffer_path, "dropped_events") == 2 + 3
 
 
-def test_flush_waits_for_drop_count(
-    buffer_path: Path, gated_inserts: GatedInserts
-) -> None:
+def test_flush_waits_for_drop_count(buffer_path: Path, gated_inserts: GatedInserts) -> None:
     processor = DexcostSpanProcessor(buffer_path, max_queue=1)
     tracing = PrivateTracing(processor)
     try:
@@ -446,9 +456,7 @@ def test_writer_suppresses_instrumentation(
     assert probe.suppressed[0] is True
 
 
-def test_writer_has_no_caller_baggage(
-    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_writer_has_no_caller_baggage(buffer_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     probe = InsertContextProbe(monkeypatch)
     token = otel_context.attach(baggage.set_baggage("tenant.region", "eu"))
     try:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Final, NamedTuple
@@ -245,6 +246,7 @@ class Buffer:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection: sqlite3.Connection | None = connection
         self._lock = threading.Lock()
+        self._rows_per_statement: int | None = None
         self.path = path
 
     @classmethod
@@ -315,27 +317,38 @@ class Buffer:
     def _insert_rows(
         self, connection: sqlite3.Connection, rows: Sequence[tuple[object, ...]]
     ) -> None:
-        """Insert ``rows`` with multi-row INSERT statements.
+        """Insert ``rows`` with multi-row INSERT statements of a few fixed sizes.
 
         sqlite3 releases the GIL around every statement step, and executemany steps once
         per row. While application threads keep the GIL busy, the writer then waits up
         to the 5 ms switch interval to get it back after each row. Measured on a 2-core
         machine, 4 recording threads held the writer to ~100 rows/s. Many rows per
         statement make that one wait per statement.
-        """
-        per_statement = self._rows_per_statement(connection)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            sql = _multi_row_insert(len(chunk))
-            connection.execute(sql, [value for row in chunk for value in row])
 
-    @staticmethod
-    def _rows_per_statement(connection: sqlite3.Connection) -> int:
-        getlimit = getattr(connection, "getlimit", None)  # Python 3.11+
-        limit = 999  # SQLite's variable limit before 3.32, the lowest still in use
-        if getlimit is not None:
-            limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[attr-defined]
-        return max(1, min(500, limit // len(SPAN_COLUMNS)))
+        Preparing a statement costs about 6 µs per row here, so statements are reused:
+        a chunk shorter than the full size is padded to a multiple of
+        ``_PAD_ROWS`` by repeating its last row. The repeat has the same trace and span
+        ids, so ``INSERT OR IGNORE`` skips it and it adds no row and no change count.
+        """
+        per_statement, pad = self._statement_rows(connection)
+        for start in range(0, len(rows), per_statement):
+            chunk = list(rows[start : start + per_statement])
+            short = -len(chunk) % pad
+            if short:
+                chunk += [chunk[-1]] * short
+            connection.execute(_multi_row_insert(len(chunk)), list(chain.from_iterable(chunk)))
+
+    def _statement_rows(self, connection: sqlite3.Connection) -> tuple[int, int]:
+        """Return the rows per full statement and the multiple that shorter ones round up to."""
+        if self._rows_per_statement is None:
+            getlimit = getattr(connection, "getlimit", None)  # Python 3.11+
+            limit = 999  # SQLite's variable limit before 3.32, the lowest still in use
+            if getlimit is not None:
+                limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[attr-defined]
+            self._rows_per_statement = max(1, min(_MAX_STATEMENT_ROWS, limit // len(SPAN_COLUMNS)))
+        per_statement = self._rows_per_statement
+        pad = min(_PAD_ROWS, per_statement)
+        return per_statement - per_statement % pad, pad
 
     def _insert_one_by_one(self, rows: Sequence[tuple[object, ...]]) -> int:
         stored = 0
@@ -380,55 +393,112 @@ class Buffer:
     ) -> list[tuple[object, ...]]:
         """Lease up to ``limit`` pending rows to ``owner`` and return them, oldest first.
 
-        Rows leased by another owner are skipped until their lease runs out. The
-        select and the lease happen in one ``BEGIN IMMEDIATE`` transaction, so two
-        processes never claim the same row at once. Rows come in
-        ``SYNC_ROW_COLUMNS`` order.
+        Rows in another owner's lease are skipped until that lease runs out or is
+        released. The lease is one ``sync_leases`` row per run of claimed rows between
+        other leases, each covering an id range, so claiming writes nothing to the rows
+        themselves. The lookup and the lease happen in one
+        ``BEGIN IMMEDIATE`` transaction, so two processes never claim the same row at
+        once. Rows come in ``SYNC_ROW_COLUMNS`` order.
         """
         now = time.time_ns()
         with self._transaction() as connection:
-            rows = connection.execute(
-                f"SELECT {', '.join(SYNC_ROW_COLUMNS)} FROM spans "
-                "WHERE sync_state = ? AND (lease_expires_ns IS NULL OR lease_expires_ns <= ?) "
-                "ORDER BY id LIMIT ?",
-                (SYNC_PENDING, now, limit),
+            connection.execute("DELETE FROM sync_leases WHERE expires_ns <= ?", (now,))
+            leased = connection.execute(
+                "SELECT first_id, last_id FROM sync_leases ORDER BY first_id"
             ).fetchall()
-            if rows:
-                connection.execute(
-                    f"UPDATE spans SET lease_owner = ?, lease_expires_ns = ? WHERE id IN ({_IDS})",
-                    (owner, now + int(lease_seconds * 1e9), _id_list(rows)),
-                )
-        return rows
+            # Walk the gaps between leases, oldest first (the last gap is open-ended), and
+            # lease the pending rows found in each gap with one range.
+            claimed: list[tuple[object, ...]] = []
+            ranges = []
+            low = _INT64_MIN
+            for first_id, last_id in [*leased, (None, None)]:
+                high = _INT64_MAX if first_id is None else int(first_id) - 1
+                if low <= high:
+                    rows = connection.execute(
+                        _CLAIM_SQL, (SYNC_PENDING, low, high, limit - len(claimed))
+                    ).fetchall()
+                    if rows:
+                        claimed += rows
+                        ranges.append((rows[0][0], rows[-1][0]))
+                        if len(claimed) >= limit:
+                            break
+                if last_id is not None:
+                    low = max(low, int(last_id) + 1)
+            expires = now + int(lease_seconds * 1e9)
+            connection.executemany(
+                _INSERT_LEASE,
+                [(first, last, owner, expires) for first, last in ranges],
+            )
+        return claimed
 
-    def mark_synced(self, ids: Sequence[int], *, synced_at_ns: int | None = None) -> None:
-        """Mark rows delivered, and store the time as ``last_sync_at`` with no error."""
+    def mark_synced(
+        self,
+        ids: Sequence[int],
+        *,
+        synced_at_ns: int | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Mark rows delivered, and store the time as ``last_sync_at`` with no error.
+
+        With ``owner``, that owner's leases with no pending row left are ended too.
+        """
         now = time.time_ns() if synced_at_ns is None else synced_at_ns
         with self._transaction() as connection:
             connection.execute(
-                "UPDATE spans SET sync_state = ?, synced_at = ?, lease_owner = NULL, "
-                f"lease_expires_ns = NULL, sync_error = NULL WHERE id IN ({_IDS})",
+                "UPDATE spans SET sync_state = ?, synced_at = ?, sync_error = NULL "
+                f"WHERE id IN ({_IDS})",
                 (SYNC_SYNCED, now, _json_ids(ids)),
             )
             _put_sync_state(connection, "last_sync_at", _iso_utc(now), now)
             _put_sync_state(connection, "last_sync_error", None, now)
+            if owner is not None:
+                _end_finished_leases(connection, owner)
 
-    def mark_failed(self, ids: Sequence[int], reason: str) -> None:
-        """Mark rows the Control Layer refused as failed, keeping them and the reason."""
+    def mark_failed(self, ids: Sequence[int], reason: str, *, owner: str | None = None) -> None:
+        """Mark rows the Control Layer refused as failed, keeping them and the reason.
+
+        With ``owner``, that owner's leases with no pending row left are ended too.
+        """
         with self._transaction() as connection:
             connection.execute(
-                "UPDATE spans SET sync_state = ?, sync_error = ?, lease_owner = NULL, "
-                f"lease_expires_ns = NULL WHERE id IN ({_IDS})",
+                f"UPDATE spans SET sync_state = ?, sync_error = ? WHERE id IN ({_IDS})",
                 (SYNC_FAILED, reason, _json_ids(ids)),
             )
+            if owner is not None:
+                _end_finished_leases(connection, owner)
 
     def release(self, ids: Sequence[int], owner: str) -> None:
-        """End ``owner``'s lease on rows that stay pending, so any worker may claim them."""
+        """End ``owner``'s lease on rows that stay pending, so any worker may claim them.
+
+        A lease that also covers rows not in ``ids`` is cut down to the runs of its
+        other pending rows, so those stay leased.
+        """
+        if not ids:
+            return
+        released = {int(row_id) for row_id in ids}
         with self._transaction() as connection:
-            connection.execute(
-                "UPDATE spans SET lease_owner = NULL, lease_expires_ns = NULL "
-                f"WHERE lease_owner = ? AND sync_state = ? AND id IN ({_IDS})",
-                (owner, SYNC_PENDING, _json_ids(ids)),
-            )
+            leases = connection.execute(
+                "SELECT rowid, first_id, last_id, expires_ns FROM sync_leases "
+                "WHERE owner = ? AND last_id >= ? AND first_id <= ?",
+                (owner, min(released), max(released)),
+            ).fetchall()
+            for lease_id, first_id, last_id, expires_ns in leases:
+                pending = [
+                    int(row_id)
+                    for (row_id,) in connection.execute(
+                        "SELECT id FROM spans WHERE sync_state = ? AND id BETWEEN ? AND ? "
+                        "ORDER BY id",
+                        (SYNC_PENDING, first_id, last_id),
+                    )
+                ]
+                connection.execute("DELETE FROM sync_leases WHERE rowid = ?", (lease_id,))
+                connection.executemany(
+                    _INSERT_LEASE,
+                    [
+                        (run[0], run[-1], owner, expires_ns)
+                        for run in _runs_without(pending, released)
+                    ],
+                )
 
     def count_pending(self, limit: int | None = None) -> int:
         """Return how many rows wait for upload, counting at most ``limit`` of them."""
@@ -616,12 +686,45 @@ def read_rate_rows(path: Path) -> RateRows:
             connection.close()
 
 
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+# Pending rows with ids in [?2, ?3], oldest first. The spans_sync_state index holds
+# (sync_state, id), so this reads only the rows it returns.
+_CLAIM_SQL: Final = (
+    f"SELECT {', '.join(SYNC_ROW_COLUMNS)} FROM spans "
+    "WHERE sync_state = ?1 AND id BETWEEN ?2 AND ?3 ORDER BY id LIMIT ?4"
+)
+
+
+_INSERT_LEASE: Final = (
+    "INSERT INTO sync_leases (first_id, last_id, owner, expires_ns) VALUES (?, ?, ?, ?)"
+)
+
+
+def _end_finished_leases(connection: sqlite3.Connection, owner: str) -> None:
+    """Delete ``owner``'s leases whose ranges hold no pending row any more."""
+    connection.execute(
+        "DELETE FROM sync_leases WHERE owner = ? AND NOT EXISTS (SELECT 1 FROM spans "
+        "WHERE sync_state = ? AND id BETWEEN sync_leases.first_id AND sync_leases.last_id)",
+        (owner, SYNC_PENDING),
+    )
+
+
+def _runs_without(ordered: Sequence[int], removed: set[int]) -> list[list[int]]:
+    """Split ``ordered`` into the runs of consecutive items between the removed ones."""
+    runs: list[list[int]] = [[]]
+    for item in ordered:
+        if item in removed:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append(item)
+    return [run for run in runs if run]
+
+
 def _json_ids(ids: Sequence[int]) -> str:
     return "[" + ",".join(str(int(row_id)) for row_id in ids) + "]"
-
-
-def _id_list(rows: Sequence[tuple[object, ...]]) -> str:
-    return "[" + ",".join(str(row[0]) for row in rows) + "]"
 
 
 def _iso_utc(unix_ns: int) -> str:
@@ -646,7 +749,13 @@ def _select_rate_rows(connection: sqlite3.Connection) -> RateRows:
     return RateRows(services, models)
 
 
-@functools.lru_cache(maxsize=8)
+# Rows per INSERT statement: at most this many, and a multiple of _PAD_ROWS, so a
+# writer uses at most _MAX_STATEMENT_ROWS / _PAD_ROWS distinct statements.
+_MAX_STATEMENT_ROWS: Final = 512
+_PAD_ROWS: Final = 32
+
+
+@functools.lru_cache(maxsize=2 * _MAX_STATEMENT_ROWS // _PAD_ROWS)
 def _multi_row_insert(row_count: int) -> str:
     placeholders = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
     return (

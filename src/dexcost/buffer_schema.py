@@ -12,7 +12,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
@@ -160,7 +160,30 @@ _MIGRATION_3: Final = (
     "ALTER TABLE spans ADD COLUMN sync_error TEXT",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
+# Leases as id ranges. Writing lease_owner and lease_expires_ns into every claimed row
+# made SQLite rewrite each ~1.5 KB row twice per upload (lease, then synced). A lease
+# is now one row here: ``owner`` may upload the pending spans with first_id <= id <=
+# last_id until expires_ns. Ranges never overlap, and each is taken inside one BEGIN
+# IMMEDIATE transaction, so two processes still never upload one row at once. The
+# per-row lease columns stay for files shared with an older release, unused.
+_MIGRATION_4: Final = (
+    """
+    CREATE TABLE sync_leases (
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        expires_ns INTEGER NOT NULL,
+        CHECK (first_id <= last_id)
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _MIGRATION_1,
+    _MIGRATION_2,
+    _MIGRATION_3,
+    _MIGRATION_4,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -192,7 +215,9 @@ def check_schema_version(found: int, path: Path) -> None:
 # migration's tables belong here: check_not_foreign reads the version and the tables
 # outside a transaction, so it can see version 0 and then the tables of a racing
 # process that has just migrated the same new file.
-DEXCOST_TABLES = frozenset({"spans", "counters", "sync_state", "service_rates", "model_rates"})
+DEXCOST_TABLES = frozenset(
+    {"spans", "counters", "sync_state", "service_rates", "model_rates", "sync_leases"}
+)
 
 
 def check_not_foreign(connection: sqlite3.Connection, path: Path) -> None:
@@ -295,12 +320,35 @@ def _json_ready(value: object) -> object:
     return value
 
 
+def _make_encoder() -> Callable[[object, int], Sequence[str]] | None:
+    """Return the C JSON encoder that ``json.dumps`` builds on every call, built once.
+
+    ``json.dumps`` constructs a new encoder object per call, which costs about a third
+    of the time of serializing a span's attributes. The arguments give the same text
+    as ``json.dumps(..., sort_keys=True, ensure_ascii=False, allow_nan=False,
+    default=str)``, without the circular-reference check: attribute values are strings,
+    numbers, booleans and sequences of them, which cannot contain themselves. None when
+    the interpreter has no C accelerator for ``json``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    return make(  # type: ignore[no-any-return]
+        None, str, json.encoder.encode_basestring, None, ": ", ", ", True, False, False
+    )
+
+
+_encode: Final = _make_encoder()
+
+
 def _to_json(attributes: Mapping[str, object] | None) -> str:
     """Serialize attributes as a JSON object, with tuples as lists and NaN as "nan"."""
-    plain = dict(attributes or {})
+    plain = attributes if type(attributes) is dict else dict(attributes or {})
     try:
         # Fast path: json writes tuples as lists itself, so only NaN and
         # infinity, which JSON cannot express, need the slower copy below.
+        if _encode is not None:
+            return "".join(_encode(plain, 0))
         return json.dumps(plain, sort_keys=True, ensure_ascii=False, allow_nan=False, default=str)
     except ValueError:
         ready = {key: _json_ready(value) for key, value in plain.items()}
@@ -324,52 +372,98 @@ def _resource_json(resource: Resource) -> str:
 
 _last_resource: tuple[Resource, str] | None = None
 
+# Attributes copied to text and integer columns, in SPAN_COLUMNS order.
+_TEXT_KEYS: Final = (
+    semconv.TASK_ID,
+    semconv.TASK_TYPE,
+    semconv.CUSTOMER_ID,
+    semconv.PROJECT_ID,
+    semconv.AGENT,
+)
+_TOKEN_KEYS: Final = (
+    semconv.GEN_AI_INPUT_TOKENS,
+    semconv.GEN_AI_OUTPUT_TOKENS,
+    semconv.GEN_AI_CACHE_READ_TOKENS,
+    semconv.GEN_AI_REASONING_TOKENS,
+)
+
+
+def _plain_attributes(attributes: Mapping[str, object] | None) -> dict[str, object]:
+    """Return a plain dict copy of span attributes.
+
+    ``ReadableSpan.attributes`` wraps the span's own mapping in a read-only proxy. For a
+    dict, the proxy's ``copy()`` is one C-level copy; ``dict(proxy)`` would go through
+    the generic mapping protocol, key by key. The SDK's ``BoundedAttributes`` has no
+    ``copy()``, and every lookup on it takes a lock, so it is copied once the slow way.
+    """
+    if attributes is None:
+        return {}
+    try:
+        copied = attributes.copy()  # type: ignore[attr-defined]
+    except AttributeError:
+        return dict(attributes)
+    return copied if type(copied) is dict else dict(copied)
+
 
 def span_to_row(span: ReadableSpan, stored_at_ns: int | None = None) -> tuple[Any, ...]:
     """Convert a finished span to a ``spans`` row, in ``buffer_schema.SPAN_COLUMNS`` order.
 
     ``stored_at_ns`` fills ``created_at`` and defaults to now. Raises
     ``ValueError`` for a span without a span context.
+
+    The writer thread runs this for every span while the application's threads hold
+    the GIL most of the time, so the common case (string and int values) is checked
+    inline and only other types go through ``_text`` and ``_integer``.
     """
     span_context = span.context
     if span_context is None:
         raise ValueError(f"span {span.name!r} has no span context")
-    # One copy into a plain dict: every lookup on the SDK's BoundedAttributes
-    # goes through a lock and the generic Mapping methods.
-    attributes: dict[str, object] = dict(span.attributes or {})
-    event_type = _text(attributes.get(semconv.EVENT_TYPE))
-    cost = attributes.get(semconv.COST_USD)
+    attributes = _plain_attributes(span.attributes)
+    get = attributes.get
+    texts: list[object] = [get(key) for key in _TEXT_KEYS]
+    for index, value in enumerate(texts):
+        if value is not None and type(value) is not str:
+            texts[index] = _text(value)
+    tokens: list[object] = [get(key) for key in _TOKEN_KEYS]
+    for index, value in enumerate(tokens):
+        if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
+            tokens[index] = _integer(value)
+    event_type = get(semconv.EVENT_TYPE)
+    if event_type is not None and type(event_type) is not str:
+        event_type = _text(event_type)
+    cost = get(semconv.COST_USD)
     if event_type == semconv.TASK and semconv.TASK_COST_USD in attributes:
         cost = attributes[semconv.TASK_COST_USD]
-    model = _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL)) or _text(
-        attributes.get(semconv.GEN_AI_REQUEST_MODEL)
-    )
+    model = get(semconv.GEN_AI_RESPONSE_MODEL)
+    if type(model) is not str:
+        model = _text(model)
+    if not model:
+        model = _text(get(semconv.GEN_AI_REQUEST_MODEL))
+    cost_status = get(semconv.COST_STATUS)
+    provider = get(semconv.GEN_AI_PROVIDER_NAME)
+    service = get(semconv.SERVICE)
+    parent = span.parent
+    status = span.status
     scope = span.instrumentation_scope
     return (
         format(span_context.trace_id, "032x"),
         format(span_context.span_id, "016x"),
-        None if span.parent is None else format(span.parent.span_id, "016x"),
+        None if parent is None else format(parent.span_id, "016x"),
         span.name,
-        span.kind.value,
+        # _value_ is the member's value without the descriptor that .value goes through.
+        span.kind._value_,
         span.start_time,
         span.end_time,
-        span.status.status_code.value,
-        span.status.description,
+        status.status_code._value_,
+        status.description,
         event_type,
-        _text(attributes.get(semconv.TASK_ID)),
-        _text(attributes.get(semconv.TASK_TYPE)),
-        _text(attributes.get(semconv.CUSTOMER_ID)),
-        _text(attributes.get(semconv.PROJECT_ID)),
-        _text(attributes.get(semconv.AGENT)),
+        *texts,
         _decimal_text(cost),
-        _text(attributes.get(semconv.COST_STATUS)),
-        _text(attributes.get(semconv.GEN_AI_PROVIDER_NAME)),
+        cost_status if type(cost_status) is str else _text(cost_status),
+        provider if type(provider) is str else _text(provider),
         model,
-        _text(attributes.get(semconv.SERVICE)),
-        _integer(attributes.get(semconv.GEN_AI_INPUT_TOKENS)),
-        _integer(attributes.get(semconv.GEN_AI_OUTPUT_TOKENS)),
-        _integer(attributes.get(semconv.GEN_AI_CACHE_READ_TOKENS)),
-        _integer(attributes.get(semconv.GEN_AI_REASONING_TOKENS)),
+        service if type(service) is str else _text(service),
+        *tokens,
         _to_json(attributes),
         _resource_json(span.resource),
         None if scope is None else scope.name,

@@ -2,8 +2,9 @@
 
 ``on_end`` runs on the application's thread, so it only appends the span to an
 in-memory queue: it never blocks on I/O and never raises. One
-daemon thread drains the queue and writes batches in single transactions (batching
-500 rows is ~4.5x cheaper per row than one transaction each). The queue is bounded;
+daemon thread drains the queue and writes batches in single transactions of up to
+``TRANSACTION_SIZE`` spans (batching 500 rows is ~4.5x cheaper per row than one
+transaction each). The queue is bounded;
 a span that does not fit is counted as dropped and the count is stored, never lost
 silently.
 """
@@ -29,7 +30,13 @@ from dexcost.buffer import Buffer
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUE = 20_000  # ~2-3 KB per span: tens of MB at worst
+# on_end wakes the writer once this many spans wait.
 BATCH_SIZE = 500
+# The most spans the writer stores in one transaction. Each transaction and each
+# INSERT statement gives up the GIL while SQLite works, and while application threads
+# are busy, getting it back takes one or more 5 ms switch intervals. So a writer that
+# has fallen behind takes up to this many spans at once, not BATCH_SIZE.
+TRANSACTION_SIZE = 4_096
 # The writer stores what is queued at least this often. Waking it for every span would
 # make each instrumented call pay a thread switch and a GIL hand-off (measured here:
 # hundreds of microseconds per call), so on_end wakes it only for a full batch.
@@ -222,7 +229,7 @@ class DexcostSpanProcessor(SpanProcessor):
                 markers = []
                 continue
             batch.append(item)
-            if len(batch) >= BATCH_SIZE:
+            if len(batch) >= TRANSACTION_SIZE:
                 if not self._store(buffer, batch):
                     self._requeue(batch, markers)
                     return
