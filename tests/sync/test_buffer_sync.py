@@ -163,3 +163,83 @@ def test_status_shows_evicted_and_rejected(buffer: Buffer) -> None:
         True,
         True,
     )
+
+
+def leases(buffer: Buffer) -> list[tuple[int, int, str]]:
+    with closing(sqlite3.connect(buffer.path)) as connection:
+        rows = connection.execute(
+            "SELECT first_id, last_id, owner FROM sync_leases ORDER BY first_id"
+        ).fetchall()
+    return [(int(first), int(last), str(owner)) for first, last, owner in rows]
+
+
+def test_claim_leases_an_id_range_without_writing_rows(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 4, 60)
+    with closing(sqlite3.connect(buffer.path)) as connection:
+        leased_rows = connection.execute(
+            "SELECT COUNT(*) FROM spans WHERE lease_owner IS NOT NULL"
+        ).fetchone()[0]
+    assert (leases(buffer), leased_rows) == ([(1, 4, "a")], 0)
+
+
+def test_claim_takes_rows_on_both_sides_of_a_lease(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 6, 60)
+    buffer.release([1, 2], "a")
+    buffer.claim_pending("b", 4, 60)
+    assert leases(buffer) == [(1, 2, "b"), (3, 6, "a"), (7, 8, "b")]
+
+
+def test_release_splits_lease_around_released_rows(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 6, 60)
+    buffer.release([3, 4], "a")
+    assert leases(buffer) == [(1, 2, "a"), (5, 6, "a")]
+
+
+def test_mark_synced_ends_lease_with_no_pending_rows(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 4, 60)
+    buffer.mark_synced([1, 2, 3, 4], owner="a")
+    assert leases(buffer) == []
+
+
+def test_partly_synced_lease_keeps_its_rows(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 4, 60)
+    buffer.mark_synced([1, 2], owner="a")
+    claimed = ids_of(buffer.claim_pending("b", 2, 60))
+    assert (claimed, leases(buffer)) == ([5, 6], [(1, 4, "a"), (5, 6, "b")])
+
+
+def test_mark_failed_ends_lease_with_no_pending_rows(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 2, 60)
+    buffer.mark_synced([1], owner="a")
+    buffer.mark_failed([2], "HTTP 400", owner="a")
+    assert leases(buffer) == []
+
+
+def test_expired_lease_is_deleted_at_next_claim(buffer: Buffer) -> None:
+    buffer.claim_pending("a", 4, 0.05)
+    time.sleep(0.1)
+    buffer.claim_pending("b", 1, 60)
+    assert leases(buffer) == [(1, 1, "b")]
+
+
+def test_migration_to_range_leases_keeps_pending_rows(tmp_path: Path) -> None:
+    from dexcost.buffer_schema import MIGRATIONS
+
+    path = tmp_path / "v3.db"
+    with closing(sqlite3.connect(path)) as connection:
+        for migration in MIGRATIONS[:3]:
+            for statement in migration:
+                connection.execute(statement)
+        connection.execute(
+            "INSERT INTO spans (trace_id, span_id, name, kind, status_code, attributes, "
+            "resource, created_at, lease_owner, lease_expires_ns) "
+            "VALUES ('t', 's', 'chat', 2, 0, '{}', '{}', 1, 'old', 1)"
+        )
+        connection.execute("PRAGMA user_version = 3")
+        connection.commit()
+    with Buffer.open(path) as opened:
+        rows = opened.claim_pending("a", 10, 60)
+        assert ([(row[1], row[2]) for row in rows], leases(opened)) == (
+            [("t", "s")],
+            [(1, 1, "a")],
+        )

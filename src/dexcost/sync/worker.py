@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -275,25 +275,40 @@ class SyncWorker(SpanProcessor):
         self._pass(deadline)
 
     def _pass(self, deadline: float | None = None) -> None:
-        """Send batches until none is full, one fails, or ``deadline`` passes."""
-        self._prune_if_due()
-        while True:
-            timeout = REQUEST_TIMEOUT_SECONDS
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout < 0.05:
-                    return
-            with self._locked_buffer() as buffer:
-                rows = buffer.claim_pending(self.owner, self._batch_size, LEASE_SECONDS)
-            if not rows:
-                return
-            if not self._send_batch(rows, deadline):
-                return
-            if len(rows) < self._batch_size:
-                return
+        """Send batches until none is full, one fails, or ``deadline`` passes.
 
-    def _send_batch(self, rows: Sequence[tuple[object, ...]], deadline: float | None) -> bool:
-        """Deliver one claimed batch. Return False when the rest must wait for a retry."""
+        Batches are pipelined: while one batch's request is in flight on a short-lived
+        sending thread, this thread claims and encodes the next. Encoding holds the GIL,
+        while the POST, gzip and SQLite's writes mostly release it, so the two overlap.
+        At most one request is in flight, and batches are sent in the order claimed.
+        """
+        self._prune_if_due()
+        sending: _Sending | None = None
+        try:
+            while True:
+                timeout = REQUEST_TIMEOUT_SECONDS
+                if deadline is not None:
+                    timeout = min(timeout, deadline - time.monotonic())
+                    if timeout < 0.05:
+                        return
+                with self._locked_buffer() as buffer:
+                    rows = buffer.claim_pending(self.owner, self._batch_size, LEASE_SECONDS)
+                if not rows:
+                    return
+                encoded = self._encode(rows)
+                if sending is not None and not sending.result():
+                    # The previous batch must wait for a retry, and so must this one.
+                    self._release([span.row_id for span in encoded])
+                    return
+                sending = _Sending(self._send_batch, encoded, deadline)
+                if len(rows) < self._batch_size:
+                    return
+        finally:
+            if sending is not None:
+                sending.result()
+
+    def _encode(self, rows: Sequence[tuple[object, ...]]) -> list[EncodedSpan]:
+        """Encode claimed rows; a row that cannot be encoded is marked failed instead."""
         encoded = []
         for row in rows:
             try:
@@ -304,7 +319,12 @@ class SyncWorker(SpanProcessor):
                     buffer.mark_failed(
                         [int(row[0])],  # type: ignore[call-overload]
                         "dexcost could not encode this row for upload",
+                        owner=self.owner,
                     )
+        return encoded
+
+    def _send_batch(self, encoded: list[EncodedSpan], deadline: float | None) -> bool:
+        """Deliver one claimed batch. Return False when the rest must wait for a retry."""
         extra = self._wire_counters()
         # Parts of the batch still to send. A 400 splits a part in halves, and the
         # last part in the list is sent first.
@@ -324,7 +344,7 @@ class SyncWorker(SpanProcessor):
                 return False
             if 200 <= response.status < 300:
                 with self._locked_buffer() as buffer:
-                    buffer.mark_synced(ids)
+                    buffer.mark_synced(ids, owner=self.owner)
                 self._failures = 0
                 self._note_partial_success(response)
             elif len(part) == 1:
@@ -337,7 +357,7 @@ class SyncWorker(SpanProcessor):
                     self.buffer_path,
                 )
                 with self._locked_buffer() as buffer:
-                    buffer.mark_failed(ids, reason)
+                    buffer.mark_failed(ids, reason, owner=self.owner)
             else:
                 middle = len(part) // 2
                 parts += (part[middle:], part[:middle])
@@ -462,6 +482,47 @@ class SyncWorker(SpanProcessor):
                 MAX_ROWS_ENV,
                 self._max_rows,
             )
+
+
+class _Sending:
+    """Runs one batch's ``_send_batch`` on its own thread, so the next batch can be encoded.
+
+    The thread runs with instrumentation suppressed in an empty context, like the
+    worker's own thread. ``result`` waits for it and returns what it returned, or
+    raises what it raised.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[list[EncodedSpan], float | None], bool],
+        encoded: list[EncodedSpan],
+        deadline: float | None,
+    ) -> None:
+        self._send = send
+        self._ok = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(encoded, deadline), name="dexcost-sync-send", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, encoded: list[EncodedSpan], deadline: float | None) -> None:
+        token = otel_context.attach(
+            otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
+        )
+        try:
+            self._ok = self._send(encoded, deadline)
+        except BaseException as error:
+            self._error = error
+        finally:
+            otel_context.detach(token)
+
+    def result(self) -> bool:
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return self._ok
 
 
 def _describe(response: Response) -> str:
