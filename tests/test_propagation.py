@@ -154,6 +154,13 @@ def test_inject_without_client_span_strips(buffer_path) -> None:
         ("api.openai.com", ("*",), True),
         (None, ("*",), False),
         ("api.example.com", (), False),
+        ("evilexample.com", ("*.example.com",), False),
+        ("::1", ("::1",), True),
+        ("10.0.0.7", ("10.0.0.7",), True),
+        # Invalid patterns are left out by normalise_patterns, so they match nothing.
+        ("evilexample.com", ("*example.com",), False),
+        ("api.openai.com", ("api*",), False),
+        ("api.openai.com", ("*.",), False),
     ],
 )
 def test_host_allowlist_matching(
@@ -163,7 +170,20 @@ def test_host_allowlist_matching(
 
 
 @pytest.mark.parametrize(
-    "pattern", ["https://api.example.com", "api.example.com:443", "api.example.com/v1", " "]
+    "pattern",
+    [
+        "https://api.example.com",
+        "api.example.com:443",
+        "api.example.com/v1",
+        " ",
+        "*.",
+        "*example.com",
+        "api*",
+        "**.example.com",
+        "a..b",
+        "-bad-.com",
+        "x" * 300,
+    ],
 )
 def test_invalid_host_pattern_rejected(buffer_path, pattern: str) -> None:
     with pytest.raises(ValueError, match="propagate_context_to has an invalid host pattern"):

@@ -135,13 +135,14 @@ class DexcostConfig:
 
     def _validate_propagation_hosts(self) -> None:
         hosts = _check_str_list("propagate_context_to", self.propagate_context_to)
+        from dexcost.propagation import check_host_pattern
+
         for host in hosts or ():
-            pattern = host.strip()
-            if not pattern or "/" in pattern or ":" in pattern or " " in pattern:
+            if check_host_pattern(host) is None:
                 raise ValueError(
                     f"propagate_context_to has an invalid host pattern {host!r}; pass host "
-                    "names such as 'billing.internal.example.com' or '*.internal.example.com', "
-                    "without a scheme, port or path"
+                    "names such as 'billing.internal.example.com', '*.internal.example.com' "
+                    "for its subdomains, or '*' for every host, without a scheme, port or path"
                 )
         self.propagate_context_to = hosts
 

@@ -17,7 +17,8 @@ propagator called outside an HTTP client), dexcost's entries are left out.
 
 from __future__ import annotations
 
-import fnmatch
+import ipaddress
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,21 +38,60 @@ _allowed: tuple[str, ...] = ()
 _original_inject: Any = None
 
 
+# One DNS label: letters, digits and inner hyphens, at most 63 characters.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_MAX_HOST_LENGTH = 253
+
+
+def _is_host_name(text: str) -> bool:
+    """Tell whether ``text`` is a host name (dot-separated DNS labels) or an IP address."""
+    if not text or len(text) > _MAX_HOST_LENGTH:
+        return False
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    return all(_LABEL.fullmatch(label) for label in text.split("."))
+
+
+def check_host_pattern(pattern: str) -> str | None:
+    """Return ``pattern`` normalised, or None when it is not a valid host pattern.
+
+    Valid patterns: an exact host (``billing.internal.example.com``, ``10.0.0.7``),
+    ``*.`` followed by a host (every subdomain of it, not the host itself), or ``*``.
+    """
+    text = pattern.strip().lower()
+    if text == "*":
+        return text
+    if text.startswith("*."):
+        suffix = text[2:].rstrip(".")
+        return f"*.{suffix}" if _is_host_name(suffix) else None
+    host = text.rstrip(".")
+    return host if _is_host_name(host) else None
+
+
 def normalise_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
-    """Return host patterns in lower case without surrounding space or a trailing dot."""
-    return tuple(pattern.strip().lower().rstrip(".") for pattern in patterns)
+    """Return the valid patterns of ``patterns`` normalised; invalid ones are left out."""
+    checked = (check_host_pattern(pattern) for pattern in patterns)
+    return tuple(pattern for pattern in checked if pattern is not None)
 
 
 def host_allowed(host: str | None, patterns: tuple[str, ...]) -> bool:
     """Tell whether ``host`` matches one of ``patterns`` (``api.example.com``, ``*.internal``).
 
     ``*.example.com`` matches every subdomain of example.com but not example.com
-    itself; ``*`` matches every host.
+    itself; ``*`` matches every host. Nothing else is a wildcard.
     """
     if not host or not patterns:
         return False
     host = host.lower().rstrip(".")
-    return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
+    for pattern in patterns:
+        if pattern == "*" or pattern == host:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
 
 
 def destination_host(ctx: otel_context.Context | None) -> str | None:
