@@ -416,12 +416,13 @@ def test_insert_empty_batch_returns_zero(buffer: Buffer) -> None:
     assert buffer.insert_spans([]) == 0
 
 
-def test_insert_of_many_rows_counts_each_once(
+def test_insert_many_counts_each_once(
     buffer: Buffer, db_path: Path, tracing: tuple[Tracer, list[ReadableSpan]]
 ) -> None:
     # 600 rows: one full statement and a short one, padded by repeating its last row.
     spans = [record_span(tracing[0], {"index": index}) for index in range(600)]
-    assert (buffer.insert_spans(spans), len(read_rows(db_path))) == (600, 600)
+    assert buffer.insert_spans(spans) == 600
+    assert len(read_rows(db_path)) == 600
 
 
 def test_padded_statement_keeps_each_row(

@@ -173,56 +173,58 @@ def leases(buffer: Buffer) -> list[tuple[int, int, str]]:
     return [(int(first), int(last), str(owner)) for first, last, owner in rows]
 
 
-def test_claim_leases_an_id_range_without_writing_rows(buffer: Buffer) -> None:
+def test_claim_writes_lease_not_rows(buffer: Buffer) -> None:
     buffer.claim_pending("a", 4, 60)
     with closing(sqlite3.connect(buffer.path)) as connection:
         leased_rows = connection.execute(
             "SELECT COUNT(*) FROM spans WHERE lease_owner IS NOT NULL"
         ).fetchone()[0]
-    assert (leases(buffer), leased_rows) == ([(1, 4, "a")], 0)
+    assert leases(buffer) == [(1, 4, "a")]
+    assert leased_rows == 0
 
 
-def test_claim_takes_rows_on_both_sides_of_a_lease(buffer: Buffer) -> None:
+def test_claim_spans_gaps_between_leases(buffer: Buffer) -> None:
     buffer.claim_pending("a", 6, 60)
     buffer.release([1, 2], "a")
     buffer.claim_pending("b", 4, 60)
     assert leases(buffer) == [(1, 2, "b"), (3, 6, "a"), (7, 8, "b")]
 
 
-def test_release_splits_lease_around_released_rows(buffer: Buffer) -> None:
+def test_release_splits_lease_range(buffer: Buffer) -> None:
     buffer.claim_pending("a", 6, 60)
     buffer.release([3, 4], "a")
     assert leases(buffer) == [(1, 2, "a"), (5, 6, "a")]
 
 
-def test_mark_synced_ends_lease_with_no_pending_rows(buffer: Buffer) -> None:
+def test_mark_synced_ends_finished_lease(buffer: Buffer) -> None:
     buffer.claim_pending("a", 4, 60)
     buffer.mark_synced([1, 2, 3, 4], owner="a")
     assert leases(buffer) == []
 
 
-def test_partly_synced_lease_keeps_its_rows(buffer: Buffer) -> None:
+def test_partly_synced_lease_keeps_rows(buffer: Buffer) -> None:
     buffer.claim_pending("a", 4, 60)
     buffer.mark_synced([1, 2], owner="a")
     claimed = ids_of(buffer.claim_pending("b", 2, 60))
-    assert (claimed, leases(buffer)) == ([5, 6], [(1, 4, "a"), (5, 6, "b")])
+    assert claimed == [5, 6]
+    assert leases(buffer) == [(1, 4, "a"), (5, 6, "b")]
 
 
-def test_mark_failed_ends_lease_with_no_pending_rows(buffer: Buffer) -> None:
+def test_mark_failed_ends_finished_lease(buffer: Buffer) -> None:
     buffer.claim_pending("a", 2, 60)
     buffer.mark_synced([1], owner="a")
     buffer.mark_failed([2], "HTTP 400", owner="a")
     assert leases(buffer) == []
 
 
-def test_expired_lease_is_deleted_at_next_claim(buffer: Buffer) -> None:
+def test_claim_deletes_expired_lease(buffer: Buffer) -> None:
     buffer.claim_pending("a", 4, 0.05)
     time.sleep(0.1)
     buffer.claim_pending("b", 1, 60)
     assert leases(buffer) == [(1, 1, "b")]
 
 
-def test_migration_to_range_leases_keeps_pending_rows(tmp_path: Path) -> None:
+def test_migration_keeps_pending_rows(tmp_path: Path) -> None:
     from dexcost.buffer_schema import MIGRATIONS
 
     path = tmp_path / "v3.db"
@@ -239,7 +241,5 @@ def test_migration_to_range_leases_keeps_pending_rows(tmp_path: Path) -> None:
         connection.commit()
     with Buffer.open(path) as opened:
         rows = opened.claim_pending("a", 10, 60)
-        assert ([(row[1], row[2]) for row in rows], leases(opened)) == (
-            [("t", "s")],
-            [(1, 1, "a")],
-        )
+        assert [(row[1], row[2]) for row in rows] == [("t", "s")]
+        assert leases(opened) == [(1, 1, "a")]
