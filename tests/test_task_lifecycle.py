@@ -267,3 +267,34 @@ def test_flush_ends_idle_session_tasks(dx, stored: Stored) -> None:
 
     (session,) = [row for row in stored("task") if row["task_type"] == "agent_session"]
     assert session["attributes"]["dexcost.task.event_count"] == 1
+
+
+# --- costs recorded on a task after it ended ---
+
+
+def test_cost_after_end_goes_to_session(dx, stored: Stored) -> None:
+    with dexcost.task("outer", customer_id="acme") as outer:
+        outer.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+
+    with pytest.warns(RuntimeWarning, match="already ended"):
+        outer.record_cost("serpapi", "0.1")
+    with pytest.warns(RuntimeWarning, match="already ended"):
+        outer.mark_retry("timeout", cost_usd="0.1")
+
+    # The ended task's totals stay what was stored when it ended.
+    assert outer.cost_usd == ONE_CALL_USD
+    row = _task_row(stored, "outer")
+    assert Decimal(row["attributes"]["dexcost.task.cost_usd"]) == ONE_CALL_USD
+    late = stored("external_cost") + stored("retry_marker")
+    assert len(late) == 2
+    assert all(event["task_id"] != outer.task_id for event in late)
+    assert all(event["customer_id"] == "acme" for event in late)
+
+
+def test_task_total_keeps_every_digit(dx) -> None:
+    with dexcost.task("mixed") as t:
+        t.record_cost("tiny", "1E-30")
+        t.record_cost("large", "1000000")
+
+    assert t.cost_usd == Decimal("1000000.000000000000000000000000000001")
+    assert t.totals()["external_cost_usd"] == Decimal("1000000.000000000000000000000000000001")

@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +29,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from dexcost import semconv
 from dexcost.attribution import DexcostContext, current_attribution, merged, with_attribution
+from dexcost.errors import warn_user
 from dexcost.events import EXTERNAL, LLM, RETRY, Tokens, attribution_attributes, emit_event
 
 if TYPE_CHECKING:
@@ -35,6 +37,18 @@ if TYPE_CHECKING:
 
 _TASK_KEY = otel_context.create_key("dexcost.task")
 _ZERO = Decimal(0)
+# Task totals add costs of very different sizes (a 1E-12 token cost to a $1,000 one).
+# The default context keeps 28 digits and would round; this one keeps every digit of
+# any realistic total.
+_SUMS = Context(prec=120)
+
+
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = _ZERO
+    for value in values:
+        total = _SUMS.add(total, value)
+    return total
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -159,7 +173,7 @@ class TrackedTask:
         with self._lock:
             self._event_count += 1
             if cost is not None:
-                self._costs[cost_kind] += cost
+                self._costs[cost_kind] = _SUMS.add(self._costs[cost_kind], cost)
             if cost_status in (semconv.UNPRICED, semconv.USAGE_UNKNOWN):
                 self._unpriced_count += 1
             if cost_kind == RETRY:
@@ -173,7 +187,7 @@ class TrackedTask:
     def cost_usd(self) -> Decimal:
         """Total cost so far: LLM, external and retry costs."""
         with self._lock:
-            return sum(self._costs.values(), _ZERO)
+            return _exact_sum(self._costs.values())
 
     @property
     def event_count(self) -> int:
@@ -184,7 +198,7 @@ class TrackedTask:
         """Return a snapshot of the totals as plain values (Decimals for money)."""
         with self._lock:
             return {
-                "cost_usd": sum(self._costs.values(), _ZERO),
+                "cost_usd": _exact_sum(self._costs.values()),
                 "llm_cost_usd": self._costs[LLM],
                 "external_cost_usd": self._costs[EXTERNAL],
                 "retry_cost_usd": self._costs[RETRY],
@@ -209,6 +223,11 @@ class TrackedTask:
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Record a non-LLM cost (a paid API call, a tool run) as an ``external_cost`` event."""
+        if self.status is not None:
+            with self._after_end() as session:
+                return session.record_cost(
+                    service, cost_usd, units=units, unit=unit, metadata=metadata
+                )
         if not isinstance(service, str) or not service:
             raise TypeError(
                 f"service must be a non-empty string such as 'serpapi', got {service!r}"
@@ -253,6 +272,9 @@ class TrackedTask:
         The price comes from ``dexcost rates --import`` (see the rates docs). A service
         without a rate is recorded ``unpriced`` with its units, never as $0.
         """
+        if self.status is not None:
+            with self._after_end() as session:
+                return session.record_usage(service, units, metadata=metadata)
         from dexcost.rates.registry import price_service_usage
 
         if not isinstance(service, str) or not service:
@@ -301,6 +323,17 @@ class TrackedTask:
         ``reasoning_tokens``, as in the OpenTelemetry GenAI conventions. A given
         ``cost_usd`` is used as the provider-reported cost instead of the price table.
         """
+        if self.status is not None:
+            with self._after_end() as session:
+                return session.record_llm_call(
+                    provider,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    cached_tokens=cached_tokens,
+                    reasoning_tokens=reasoning_tokens,
+                    cost_usd=cost_usd,
+                )
         from dexcost.llm import LLMCall
         from dexcost.pricing import TokenUsage
 
@@ -356,6 +389,9 @@ class TrackedTask:
         task totals. Leave it out when the attempt was recorded as its own event, so
         its cost is not counted twice.
         """
+        if self.status is not None:
+            with self._after_end() as session:
+                return session.mark_retry(reason, cost_usd=cost_usd)
         if not isinstance(reason, str) or not reason:
             raise TypeError(f"reason must be a non-empty string such as 'timeout', got {reason!r}")
         amount = _ZERO if cost_usd is None else parse_cost("cost_usd", cost_usd)
@@ -373,6 +409,25 @@ class TrackedTask:
             parent=self.event_parent(),
             kind=SpanKind.INTERNAL,
         )
+
+    @contextmanager
+    def _after_end(self) -> Iterator[TrackedTask]:
+        """Give the task that takes a cost recorded on this task after it ended.
+
+        The ended task's stored totals are final, so the cost goes to the session task
+        of the same attribution instead, with a warning, and is not lost. The task's
+        attribution is current while the cost is recorded.
+        """
+        warn_user(
+            f"dexcost: task {self.task_type!r} ({self.task_id}) already ended with status "
+            f"{self.status!r}; this cost is recorded in the session task instead. Record "
+            "costs inside the task's block, or before calling end()"
+        )
+        token = otel_context.attach(with_attribution(self.attribution))
+        try:
+            yield self._runtime.sessions.for_attribution(self.attribution)
+        finally:
+            otel_context.detach(token)
 
     def _event_attribution(self) -> DexcostContext:
         """Return the attribution for an event recorded through this task's methods.
