@@ -164,3 +164,24 @@ def test_env_variable_enables_dev_mode(
     _run_triage_task()
 
     assert len(_lines_starting(capsys.readouterr().err, "[dexcost] llm_call")) == 1
+
+
+def test_control_characters_escaped() -> None:
+    from dexcost.console import format_event
+
+    line = format_event(
+        {
+            "dexcost.event_type": "external_cost",
+            "dexcost.cost_status": "priced",
+            "dexcost.cost_usd": "0.1",
+            "dexcost.service": "svc\nforged",
+            "dexcost.customer_id": "acme\x1b[2J\r[dexcost] task x completed: total $0",
+            "dexcost.task.type": "t",
+        }
+    )
+
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "\r" not in line
+    assert "svc\\nforged" in line
+    assert "acme\\x1b[2J\\r[dexcost]" in line

@@ -15,6 +15,17 @@ from dexcost import errors, semconv
 _PRINTED_EVENTS = (semconv.LLM_CALL, semconv.EXTERNAL_COST, semconv.RETRY_MARKER)
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with control characters escaped (``\\n``, ``\\x1b``).
+
+    Ids, names and models come from user code and API responses. Printed raw, an escape
+    sequence could clear the terminal or a newline could forge a dexcost line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _usd(value: object) -> str:
     return f"${value}" if value is not None else "cost unknown"
 
@@ -64,7 +75,7 @@ def format_event(attributes: Attributes) -> str:
             what += f"  {units} {attributes.get(semconv.UNIT, 'units')}"
     parts = [f"[dexcost] {event_type:<13} {what}", cost, _attribution(attributes)]
     parts.append(f"task={attributes.get(semconv.TASK_TYPE)}")
-    return "  ".join(part for part in parts if part)
+    return printable("  ".join(part for part in parts if part))
 
 
 def format_task(attributes: Attributes) -> str:
@@ -88,7 +99,7 @@ def format_task(attributes: Attributes) -> str:
         f" out={attributes.get(semconv.TASK_OUTPUT_TOKENS)}"
         f" cached={attributes.get(semconv.TASK_CACHED_TOKENS)}",
     ]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 class ConsoleSpanPrinter(SpanProcessor):
