@@ -161,3 +161,28 @@ def test_report_html_renders_in_chromium(buffer: Path, tmp_path: Path) -> None:
         marker in dom
         for marker in ('id="cost-chart"', 'id="by-customer"', 'id="by-requested"', "$1.4215")
     )
+
+
+def test_report_since_far_past_is_accepted(buffer: Path) -> None:
+    result = _report(
+        "--db", str(buffer), "--by", "customer", "--since", "0001-01-01", "--until", "9999-12-31"
+    )
+
+    assert result.exit_code == 0, result.output
+    (total,) = [line.split() for line in result.output.splitlines() if line.startswith("TOTAL")]
+    assert total[:3] == ["TOTAL", "5", "1.4215"]
+
+
+def test_report_implausible_amount_is_an_error(make_buffer) -> None:
+    path = make_buffer([Event(cost_usd="1e999999"), Event(cost_usd="0.001")])
+    result = _report("--db", str(path))
+
+    assert result.exit_code == 1
+    assert "cost_usd='1e999999', which is not a plausible amount" in result.output
+
+
+def test_report_csv_guards_formulas(make_buffer) -> None:
+    path = make_buffer([Event(customer_id='=HYPERLINK("http://x.example","y")')])
+    output = _report("--db", str(path), "--by", "customer", "--format", "csv").output
+
+    assert "'=HYPERLINK" in output

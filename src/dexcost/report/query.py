@@ -118,9 +118,19 @@ def parse_when(value: str, option: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+# SQLite integers are signed 64-bit; nanoseconds since 1970 fit from 1677 to 2262.
+_MIN_NS = -(2**63)
+_MAX_NS = 2**63 - 1
+
+
 def to_unix_ns(moment: datetime) -> int:
-    """Return ``moment`` as integer nanoseconds since the epoch, with no float rounding."""
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    """Return ``moment`` as integer nanoseconds since the epoch, with no float rounding.
+
+    A date before 1677 or after 2262 is clamped to the range SQLite can compare, which
+    selects the same events: the buffer holds no event outside that range.
+    """
+    nanoseconds = (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    return max(_MIN_NS, min(_MAX_NS, nanoseconds))
 
 
 def check_groupings(by: Sequence[str]) -> tuple[str, ...]:
@@ -343,17 +353,17 @@ def _add_other_amounts(
     for row in connection.execute(sql, params):
         key = tuple(None if value is None else str(value) for value in row[:width])
         cost_text, retry, count = row[width:]
+        totals = report.groups[key]
         try:
             amount = Decimal(str(cost_text)) * int(count)
-        except InvalidOperation:
+            totals.cost_usd += amount
+            if retry:
+                totals.retry_cost_usd += amount
+        except (InvalidOperation, Inexact):
             raise ReportError(
-                f"the buffer holds cost_usd={cost_text!r}, which is not an amount; "
+                f"the buffer holds cost_usd={cost_text!r}, which is not a plausible amount; "
                 "repair or remove that row, or pass --since to skip it"
             ) from None
-        totals = report.groups[key]
-        totals.cost_usd += amount
-        if retry:
-            totals.retry_cost_usd += amount
 
 
 def _sort_key(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:

@@ -89,14 +89,30 @@ def render_json(report: Report) -> dict[str, Any]:
     }
 
 
+# A cell starting with one of these is a formula to a spreadsheet; a customer id such
+# as "=HYPERLINK(...)" would run as one when the CSV is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_text(value: str | None) -> str:
+    if value is None:
+        return ""
+    if value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_csv(report: Report) -> str:
-    """One row per group (one row in all without --by); no total row."""
+    """One row per group (one row in all without --by); no total row.
+
+    A group name that a spreadsheet would read as a formula gets a leading quote.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*report.by, *_COLUMNS])
     if report.by:
         for key, totals in report.groups.items():
-            writer.writerow([*("" if part is None else part for part in key), *_cells(totals)])
+            writer.writerow([*(_cell_text(part) for part in key), *_cells(totals)])
     else:
         writer.writerow(_cells(report.total))
     return out.getvalue()
