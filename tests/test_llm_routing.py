@@ -108,3 +108,16 @@ def test_routing_concurrent_calls_stay_apart(dx, stored):
     assert sorted(outer.delegated for outer in outers) == [False, True]
     assert len(stored("llm_call")) == 2
     assert dexcost.flush(timeout=5)
+
+
+def test_implausible_cost_recorded_unpriced(dx, stored, caplog):
+    runtime = current_runtime()
+    assert runtime is not None
+    call = LLMCall(runtime, provider="openai", operation="chat", request_model="gpt-4o-mini")
+    # 2**70 input tokens at $0.15 per million: about $177 trillion for one call.
+    call.finish(response_model="gpt-4o-mini", usage=TokenUsage(input_tokens=2**70))
+
+    (row,) = stored("llm_call")
+    assert row["cost_status"] == "unpriced"
+    assert row["cost_usd"] is None
+    assert "not plausible" in caplog.text

@@ -17,7 +17,7 @@ from dexcost.buffer import Buffer, read_rate_rows
 from dexcost.buffer_schema import MIGRATIONS, SCHEMA_VERSION
 from dexcost.pricing import TokenUsage, clear_model_prices, price_llm
 from dexcost.rates import ModelRate, ServiceRate, price_service_usage
-from dexcost.rates.entries import units_in_per
+from dexcost.rates.entries import RateValueError, service_rate, units_in_per
 from dexcost.rates.rate_file import RateFileError, parse_rate_file, render_rate_file
 from dexcost.rates.registry import install, model_row, rates_from_rows, service_row, uninstall
 from dexcost.semconv import PRICED, PRICING_SOURCE, UNPRICED
@@ -665,3 +665,9 @@ def test_openai_call_priced_with_stored_rate(
     # 1,200 input tokens at $1/M plus 300 output tokens at $2/M.
     assert row["cost_usd"] == "0.0018"
     assert row["attributes"][PRICING_SOURCE] == "user rates"
+
+
+@pytest.mark.parametrize("cost", ["1e999999", "1000000000000", "1000000.01"])
+def test_service_cost_above_cap_rejected(cost: str) -> None:
+    with pytest.raises(RateValueError, match=r"is above \$1,000,000 per unit"):
+        service_rate("maps.googleapis.com", "request", cost)

@@ -8,6 +8,7 @@ then prices the usage and emits the ``llm_call`` event.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,13 +24,14 @@ from dexcost.events import LLM, RETRY, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.pricing.user_prices import find_user_card
 from dexcost.runtime import current_runtime
-from dexcost.tasks import TrackedTask, resolve_task
+from dexcost.tasks import MAX_COST_USD, TrackedTask, resolve_task
 
 if TYPE_CHECKING:
     from dexcost.retry import RetryHeuristicEngine
     from dexcost.runtime import Runtime
 
 _ZERO = Decimal(0)
+logger = logging.getLogger(__name__)
 # The call of a routing library (litellm) in progress in this context. An SDK call that
 # starts inside it takes over the recording, so one request is priced once, with the
 # usage the SDK reports first-hand. Kept in the OpenTelemetry context, so it follows the
@@ -163,6 +165,17 @@ class LLMCall:
                     batch=batch,
                 )
                 cost, status, source = price.cost_usd, price.status, price.source
+            if cost is not None and cost >= MAX_COST_USD:
+                # Billions of dollars for one call is a corrupt usage report (or a test
+                # value), not a bill: keep the tokens, leave the amount out of every total.
+                logger.warning(
+                    "dexcost recorded a %s call to %s as unpriced: its usage would cost %s USD, "
+                    "which is not plausible for one call",
+                    self.provider,
+                    response_model or self.request_model,
+                    cost,
+                )
+                cost, status = None, semconv.UNPRICED
         elif unit_cost is not None:
             cost, source = unit_cost
             status = semconv.PRICED if cost is not None else semconv.UNPRICED

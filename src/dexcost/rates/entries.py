@@ -156,9 +156,23 @@ def parse_usd(field: str, text: str, example: str) -> Decimal:
     return value
 
 
+# The most one ``per`` of a service may cost. record_cost() rejects single costs of a
+# billion dollars or more for the same reason: a larger value is a unit mix-up (cents,
+# micro-dollars) or a typo, and exact sums of it would swamp every report.
+MAX_SERVICE_COST: Final = Decimal(1_000_000)
+
+
 def parse_service_cost(text: str) -> Decimal:
     """Parse the ``cost_usd`` of a service rate."""
-    return parse_usd("cost_usd", text, _SERVICE_EXAMPLE)
+    value = parse_usd("cost_usd", text, _SERVICE_EXAMPLE)
+    if value > MAX_SERVICE_COST:
+        raise RateValueError(
+            "cost_usd",
+            f'"{text}" is above ${MAX_SERVICE_COST:,} per unit, which looks like a unit '
+            f"mix-up or a typo; write the USD price of one 'per' unit, such as "
+            f"{_SERVICE_EXAMPLE}",
+        )
+    return value
 
 
 def parse_price_per_mtok(field: str, text: str) -> Decimal:
