@@ -256,3 +256,15 @@ def test_blank_buffer_path_rejected(value: str) -> None:
 
 def test_environment_name_case_insensitive() -> None:
     assert DexcostConfig(environment="Development").is_dev is True
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/tmp/a\x00.db", "contains a NUL character"),
+        (":memory:", "is an in-memory SQLite database"),
+    ],
+)
+def test_buffer_path_unusable_rejected(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dexcost.DexcostConfig(storage="local", buffer_path=path)

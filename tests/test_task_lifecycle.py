@@ -298,3 +298,12 @@ def test_task_total_keeps_every_digit(dx) -> None:
 
     assert t.cost_usd == Decimal("1000000.000000000000000000000000000001")
     assert t.totals()["external_cost_usd"] == Decimal("1000000.000000000000000000000000000001")
+
+
+def test_scope_exited_too_often_is_clear(dx) -> None:
+    scope = dexcost.task("triage")
+    with scope:
+        pass
+
+    with pytest.raises(RuntimeError, match="exited more times than it was entered"):
+        scope.__exit__(None, None, None)

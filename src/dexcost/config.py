@@ -126,6 +126,17 @@ class DexcostConfig:
         if self.buffer_path is not None:
             _check_type("buffer_path", self.buffer_path, (str, os.PathLike), "pass a file path")
             self.buffer_path = os.fspath(self.buffer_path)
+            if "\x00" in str(self.buffer_path):
+                raise ValueError(
+                    f"buffer_path {self.buffer_path!r} contains a NUL character; pass the "
+                    "path of a file such as '/var/lib/myapp/dexcost.db'"
+                )
+            if str(self.buffer_path).strip() in (":memory:", "file::memory:"):
+                raise ValueError(
+                    f"buffer_path {self.buffer_path!r} is an in-memory SQLite database, where "
+                    "events would vanish when the writer closes it; pass the path of a file "
+                    "such as '/var/lib/myapp/dexcost.db'"
+                )
             if not str(self.buffer_path).strip():
                 raise ValueError(
                     f"buffer_path {self.buffer_path!r} is empty; pass the path of a file such "

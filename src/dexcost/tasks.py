@@ -674,6 +674,11 @@ class TaskScope:
             if self._stack[position][0] is current:
                 index = position
                 break
+        if not self._stack:
+            raise RuntimeError(
+                f"dexcost.task({self._task_type!r}) was exited more times than it was "
+                "entered; use each with block once per entry"
+            )
         tracked, token = self._stack.pop(index)
         otel_context.detach(token)  # type: ignore[arg-type]
         tracked.end(FAILED if failed else COMPLETED)
