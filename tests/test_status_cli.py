@@ -424,3 +424,28 @@ def test_status_dev_mode_case_insensitive() -> None:
         {"DEXCOST_API_KEY": "dx_live_abcdefghijklmnop", "DEXCOST_ENV": "Development"}
     )
     assert settings == ("local", "live")
+
+
+def test_status_blames_invalid_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dexcost.status import render_status_text, storage_settings
+
+    monkeypatch.setenv("DEXCOST_ENDPOINT", "http://example.com")
+
+    assert storage_settings({"DEXCOST_API_KEY": "dx_test_abcd1234"}) == (None, "test")
+    counts = ("events", "tasks", "pending", "synced", "failed", "dropped_events")
+    counts += ("evicted_events", "rejected_events", "internal_errors")
+    text = render_status_text(
+        {
+            "db_path": "b.db",
+            "storage_mode": None,
+            "key_type": "test",
+            "sdk_versions": {},
+            "last_task_at": None,
+            "last_sync_at": None,
+            "last_sync_error": None,
+            "pricing_version": None,
+            **{key: 0 for key in counts},
+        }
+    )
+    assert "DEXCOST_ENDPOINT is invalid" in text
+    assert "DEXCOST_API_KEY is invalid" not in text

@@ -86,7 +86,11 @@ def storage_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None
     try:
         # The same validation and rules as init(), on the given environment only.
         config = DexcostConfig(api_key=key or None, environment=environment, buffer_path="-")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as error:
+        if str(error).startswith("DEXCOST_ENDPOINT"):
+            # The key is fine; init() would reject the endpoint instead.
+            key_type = {"dx_live_": "live", "dx_test_": "test"}.get(key[:8]) if key else None
+            return None, key_type
         return None, "invalid"
     return config.storage_mode, config.key_type
 
@@ -219,8 +223,10 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
 def render_status_text(status: Mapping[str, Any]) -> str:
     """Format ``collect_status`` output as aligned ``label: value`` lines."""
     storage_mode = status["storage_mode"]
-    if storage_mode is None:
+    if storage_mode is None and status["key_type"] == "invalid":
         storage_mode = "unknown: DEXCOST_API_KEY is invalid (keys start with dx_live_ or dx_test_)"
+    elif storage_mode is None:
+        storage_mode = "unknown: DEXCOST_ENDPOINT is invalid (dexcost.init() says why)"
     sdks = ", ".join(f"{name} {version}" for name, version in status["sdk_versions"].items())
     lines = [
         ("buffer", status["db_path"]),
