@@ -618,3 +618,46 @@ def test_fork_during_price_warm_up_prices_child(buffer_path: Path, tmp_path: Pat
     )
 
     assert _llm_costs(buffer_path, "child_task") == ["0.00036"]
+
+
+def test_shutdown_shares_one_deadline(tmp_path, monkeypatch) -> None:
+    import dexcost.processor as processor_module
+
+    now = [100.0]
+    monkeypatch.setattr(processor_module.time, "monotonic", lambda: now[0])
+    processor = processor_module.DexcostSpanProcessor(tmp_path / "buffer.db")
+    joins: list[float | None] = []
+
+    def slow_flush(timeout_millis: int = 30_000) -> bool:
+        now[0] += timeout_millis / 1000  # the whole budget goes on the flush
+        return False
+
+    real_join = processor._thread.join
+
+    def recording_join(timeout: float | None = None) -> None:
+        joins.append(timeout)
+        real_join(5)
+
+    monkeypatch.setattr(processor, "force_flush", slow_flush)
+    monkeypatch.setattr(processor._thread, "join", recording_join)
+    processor.shutdown(timeout_millis=2_000)
+
+    # Only the short grace is left for the join, not another full timeout.
+    assert joins == [0.1]
+
+
+def test_deleted_buffer_is_created_again(dx, buffer_path, stored, caplog) -> None:
+    import dexcost
+
+    dexcost.record_cost("serpapi", "0.015")
+    assert dexcost.flush(timeout=10)
+    for suffix in ("", "-wal", "-shm"):
+        path = buffer_path.with_name(buffer_path.name + suffix)
+        if path.exists():
+            path.unlink()
+
+    dexcost.record_cost("serpapi", "0.02")
+    rows = stored("external_cost")
+
+    assert [row["cost_usd"] for row in rows] == ["0.02"]
+    assert "was deleted or replaced while in use" in caplog.text

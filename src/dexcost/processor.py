@@ -44,6 +44,14 @@ WRITE_INTERVAL_SECONDS = 0.2
 _RETRY_DELAY_SECONDS = 0.5
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
 class _FlushMarker:
     """Queued by ``force_flush``; set by the writer once everything before it is stored."""
 
@@ -66,6 +74,8 @@ class DexcostSpanProcessor(SpanProcessor):
         # Held by the writer around all SQLite work, and by fork() (see _before_fork).
         self._io_lock = threading.Lock()
         self._buffer: Buffer | None = None
+        # (device, inode) of the buffer file when the writer opened it.
+        self._file_identity: tuple[int, int] | None = None
         self._init_worker()
         weak_self = weakref.ref(self)
 
@@ -155,11 +165,14 @@ class DexcostSpanProcessor(SpanProcessor):
         """Store what is queued (bounded by ``timeout_millis``) and stop the writer."""
         if self._shutdown:
             return
+        # One deadline for the flush and the join, so shutdown never takes longer than
+        # ``timeout_millis`` (plus a short grace for the thread to notice the stop).
+        deadline = time.monotonic() + timeout_millis / 1000
         flushed = self.force_flush(timeout_millis)
         self._shutdown = True
         self._stopped.set()
         self._wake.set()
-        self._thread.join(timeout=max(timeout_millis / 1000, 0.1))
+        self._thread.join(timeout=max(deadline - time.monotonic(), 0.1))
         if not flushed and self._queue:
             logger.error(
                 "dexcost could not store %d cost events in %s before shutdown timed out",
@@ -187,6 +200,15 @@ class DexcostSpanProcessor(SpanProcessor):
                 with self._io_lock:
                     self._draining = True
                     try:
+                        if self._buffer is not None and self._queue and self._file_replaced():
+                            logger.warning(
+                                "dexcost's buffer %s was deleted or replaced while in use; "
+                                "creating it again so new events are not written to a "
+                                "deleted file",
+                                self.buffer_path,
+                            )
+                            self._buffer.close()
+                            self._buffer = None
                         if self._buffer is None and self._queue:
                             self._buffer = self._open_buffer()
                         opened = self._buffer is not None
@@ -207,10 +229,16 @@ class DexcostSpanProcessor(SpanProcessor):
 
     def _open_buffer(self) -> Buffer | None:
         try:
-            return Buffer.open(self.buffer_path)
+            buffer = Buffer.open(self.buffer_path)
         except Exception:
             errors.log_internal_error(f"opening the buffer {self.buffer_path}")
             return None
+        self._file_identity = _identity(self.buffer_path)
+        return buffer
+
+    def _file_replaced(self) -> bool:
+        """Tell whether the buffer file was deleted or replaced since it was opened."""
+        return _identity(self.buffer_path) != self._file_identity
 
     def _drain(self, buffer: Buffer) -> None:
         batch: list[ReadableSpan] = []
