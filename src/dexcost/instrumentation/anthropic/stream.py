@@ -15,10 +15,10 @@ output was billed but never reported. Whatever happens, the call is recorded onc
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from dexcost import errors
+from dexcost.instrumentation._streams import pass_through, pass_through_async
 from dexcost.instrumentation.anthropic.extract import field, raw_counts, usage_from_counts
 from dexcost.llm import LLMCall
 
@@ -66,43 +66,6 @@ class StreamObserver:
             errors.log_internal_error("recording an anthropic stream")
 
 
-def _observe(observer: StreamObserver, event: Any) -> None:
-    try:
-        observer.observe(event)
-    except Exception:
-        errors.log_internal_error("reading an anthropic stream event")
-
-
-def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    error: BaseException | None = None
-    try:
-        for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
-async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
-    error: BaseException | None = None
-    try:
-        async for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
 def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool:
     """Route ``stream``'s events through ``observer``; False if the stream is not observable.
 
@@ -114,9 +77,9 @@ def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool
     if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
         return False
     if is_async:
-        stream._iterator = _observe_async(inner, observer)
+        stream._iterator = pass_through_async(inner, observer, "reading an anthropic stream event")
     else:
-        stream._iterator = _observe_sync(inner, observer)
+        stream._iterator = pass_through(inner, observer, "reading an anthropic stream event")
     setattr(stream, OBSERVER_ATTRIBUTE, observer)
     # Safety net for a stream dropped unread: the observer holds no reference to the
     # stream, so this fires when the stream is collected.

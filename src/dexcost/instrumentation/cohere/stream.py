@@ -15,10 +15,11 @@ in v1). A stream broken off, closed, failed or dropped before it is recorded as
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from dexcost import errors
+from dexcost.instrumentation._streams import pass_through, pass_through_async
 from dexcost.instrumentation.cohere.extract import is_stream_end, stream_end_usage
 from dexcost.llm import LLMCall
 from dexcost.pricing import TokenUsage
@@ -51,43 +52,6 @@ class StreamObserver:
             errors.log_internal_error("recording a cohere stream")
 
 
-def _observe(observer: StreamObserver, event: Any) -> None:
-    try:
-        observer.observe(event)
-    except Exception:
-        errors.log_internal_error("reading a cohere stream event")
-
-
-def _watch_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    error: BaseException | None = None
-    try:
-        for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
-async def _watch_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
-    error: BaseException | None = None
-    try:
-        async for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
 def arm_response(response: Any, observer: StreamObserver, *, is_async: bool) -> bool:
     """Route the events of the SDK's ``HttpResponse`` through ``observer``.
 
@@ -97,7 +61,10 @@ def arm_response(response: Any, observer: StreamObserver, *, is_async: bool) -> 
     inner = getattr(response, "_data", None)
     if inner is None:
         return False
-    response._data = _watch_async(inner, observer) if is_async else _watch_sync(inner, observer)
+    if is_async:
+        response._data = pass_through_async(inner, observer, "reading a cohere stream event")
+    else:
+        response._data = pass_through(inner, observer, "reading a cohere stream event")
     # Safety net for a response whose events are never read: the observer holds no
     # reference to the response, so this fires when the response is collected.
     weakref.finalize(response, observer.finish)

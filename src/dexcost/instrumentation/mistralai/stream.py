@@ -11,10 +11,10 @@ before it is recorded once as ``usage_unknown``.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from dexcost import errors
+from dexcost.instrumentation._streams import pass_through, pass_through_async
 from dexcost.instrumentation.mistralai.extract import field, usage_from_mistral
 from dexcost.llm import LLMCall
 from dexcost.pricing import TokenUsage
@@ -57,49 +57,15 @@ class StreamObserver:
             errors.log_internal_error("recording a mistral stream")
 
 
-def _observe(observer: StreamObserver, event: Any) -> None:
-    try:
-        observer.observe(event)
-    except Exception:
-        errors.log_internal_error("reading a mistral stream event")
-
-
-def _watch_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    error: BaseException | None = None
-    try:
-        for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
-async def _watch_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
-    error: BaseException | None = None
-    try:
-        async for event in inner:
-            _observe(observer, event)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
 def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool:
     """Route ``stream``'s events through ``observer``; False if the stream is not observable."""
     inner = getattr(stream, "generator", None)
     if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
         return False
-    stream.generator = _watch_async(inner, observer) if is_async else _watch_sync(inner, observer)
+    if is_async:
+        stream.generator = pass_through_async(inner, observer, "reading a mistral stream event")
+    else:
+        stream.generator = pass_through(inner, observer, "reading a mistral stream event")
     setattr(stream, OBSERVER_ATTRIBUTE, observer)
     # Safety net for a stream dropped unread: the observer holds no reference to the
     # stream, so this fires when the stream is collected.

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dexcost import errors
+from dexcost.instrumentation._streams import pass_through, pass_through_async
 from dexcost.instrumentation.openai.extract import (
     CHAT,
     FINAL_RESPONSE_EVENTS,
@@ -141,44 +142,6 @@ class StreamObserver:
             errors.log_internal_error("recording an openai stream")
 
 
-def _observe(observer: StreamObserver, item: Any) -> bool:
-    try:
-        return observer.observe(item)
-    except Exception:
-        errors.log_internal_error("reading an openai stream item")
-        return False
-
-
-def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    error: BaseException | None = None
-    try:
-        for item in inner:
-            if not _observe(observer, item):
-                yield item
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
-async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
-    error: BaseException | None = None
-    try:
-        async for item in inner:
-            if not _observe(observer, item):
-                yield item
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        observer.finish(error)
-
-
 def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool:
     """Route ``stream``'s items through ``observer``; False if the stream is not observable.
 
@@ -189,9 +152,9 @@ def arm_stream(stream: Any, observer: StreamObserver, *, is_async: bool) -> bool
     if inner is None or getattr(stream, OBSERVER_ATTRIBUTE, None) is not None:
         return False
     if is_async:
-        stream._iterator = _observe_async(inner, observer)
+        stream._iterator = pass_through_async(inner, observer, "reading an openai stream item")
     else:
-        stream._iterator = _observe_sync(inner, observer)
+        stream._iterator = pass_through(inner, observer, "reading an openai stream item")
     if observer.hide_usage_chunk:
         _filter_raw_events(stream, observer, is_async=is_async)
     setattr(stream, OBSERVER_ATTRIBUTE, observer)
