@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dexcost.instrumentation._fields import InvalidUsage, token_count
+from dexcost.instrumentation._fields import field as field  # used by stream.py and batches.py
 from dexcost.pricing import TokenUsage
 
 ANTHROPIC = "anthropic"
@@ -28,29 +30,6 @@ USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation_input_tokens",
 )
-
-
-def field(obj: Any, name: str) -> Any:
-    """Return ``obj.name`` or ``obj[name]``, or None when absent."""
-    if obj is None:
-        return None
-    value = getattr(obj, name, None)
-    if value is not None or not isinstance(obj, Mapping):
-        return value
-    return obj.get(name)
-
-
-class _InvalidUsage(Exception):
-    """A usage field contains something other than a non-negative whole number."""
-
-
-def _count(value: Any, name: str) -> int:
-    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _InvalidUsage(name)
-    return value
 
 
 def raw_counts(usage: Any) -> dict[str, Any]:
@@ -69,14 +48,12 @@ def usage_from_counts(counts: Mapping[str, Any]) -> TokenUsage | None:
     if counts.get("input_tokens") is None:
         return None
     try:
-        uncached = _count(counts.get("input_tokens"), "input_tokens")
-        cache_read = _count(counts.get("cache_read_input_tokens"), "cache_read_input_tokens")
-        cache_write = _count(
-            counts.get("cache_creation_input_tokens"), "cache_creation_input_tokens"
-        )
-        cache_write_1h = _count(counts.get("cache_creation_1h"), "ephemeral_1h_input_tokens")
-        output = _count(counts.get("output_tokens"), "output_tokens")
-    except _InvalidUsage:
+        uncached = token_count(counts.get("input_tokens"))
+        cache_read = token_count(counts.get("cache_read_input_tokens"))
+        cache_write = token_count(counts.get("cache_creation_input_tokens"))
+        cache_write_1h = token_count(counts.get("cache_creation_1h"))
+        output = token_count(counts.get("output_tokens"))
+    except InvalidUsage:
         return None
     if cache_write_1h > cache_write:
         return None

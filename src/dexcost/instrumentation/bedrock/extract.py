@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dexcost.instrumentation._fields import InvalidUsage, token_count
 from dexcost.pricing import TokenUsage
 
 BEDROCK = "aws.bedrock"
@@ -59,19 +60,6 @@ def operation_of(model_id: str) -> str:
     return EMBEDDINGS if "embed" in model_id else CHAT
 
 
-class _InvalidUsage(Exception):
-    """A usage field contains something other than a non-negative whole number."""
-
-
-def _count(value: Any) -> int:
-    """Return a token count, or 0 when absent. Raise _InvalidUsage for a bad value."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _InvalidUsage(value)
-    return value
-
-
 def normalise(
     uncached: Any, output: Any, cache_read: Any, cache_write: Any, cache_write_1h: Any = None
 ) -> TokenUsage | None:
@@ -84,9 +72,9 @@ def normalise(
     if uncached is None:
         return None
     try:
-        counts = [_count(value) for value in (uncached, output, cache_read, cache_write)]
-        one_hour = _count(cache_write_1h)
-    except _InvalidUsage:
+        counts = [token_count(value) for value in (uncached, output, cache_read, cache_write)]
+        one_hour = token_count(cache_write_1h)
+    except InvalidUsage:
         return None
     uncached_tokens, output_tokens, read_tokens, write_tokens = counts
     if one_hour > write_tokens:

@@ -10,9 +10,9 @@ accepted when it is a non-negative whole number of either type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from dexcost.instrumentation._fields import field
 from dexcost.pricing import TokenUsage
 
 COHERE = "cohere"
@@ -26,16 +26,6 @@ OPERATIONS = {"chat": CHAT, "chat_stream": CHAT, "embed": EMBEDDINGS, "rerank": 
 # Last event of a stream: v2 carries usage in its delta, v1 the whole response.
 V2_END_EVENT = "message-end"
 V1_END_EVENT = "stream-end"
-
-
-def field(obj: Any, name: str) -> Any:
-    """Return ``obj.name`` or ``obj[name]``, or None when absent."""
-    if obj is None:
-        return None
-    value = getattr(obj, name, None)
-    if value is not None or not isinstance(obj, Mapping):
-        return value
-    return obj.get(name)
 
 
 def count(value: Any) -> int | None:

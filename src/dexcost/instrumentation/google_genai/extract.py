@@ -16,9 +16,9 @@ part. Responses may be SDK models or plain dicts, so every read goes through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from dexcost.instrumentation._fields import InvalidUsage, field, token_count
 from dexcost.pricing import TokenUsage
 
 GEMINI = "gcp.gemini"
@@ -30,34 +30,11 @@ EMBEDDINGS = "embeddings"
 MODEL_PREFIX = "models/"
 
 
-def field(obj: Any, name: str) -> Any:
-    """Return ``obj.name`` or ``obj[name]``, or None when absent."""
-    if obj is None:
-        return None
-    value = getattr(obj, name, None)
-    if value is not None or not isinstance(obj, Mapping):
-        return value
-    return obj.get(name)
-
-
 def model_name(value: Any) -> str | None:
     """Return a model name without the API's ``models/`` prefix; None when not a name."""
     if not isinstance(value, str) or not value:
         return None
     return value[len(MODEL_PREFIX) :] if value.startswith(MODEL_PREFIX) else value
-
-
-class _InvalidUsage(Exception):
-    """A usage field contains something other than a non-negative whole number."""
-
-
-def _count(value: Any) -> int:
-    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _InvalidUsage
-    return value
 
 
 _AUDIO = "AUDIO"
@@ -73,7 +50,7 @@ def _audio_count(details: Any) -> int:
         # The SDK parses the modality into an enum whose value is the API's string.
         name = getattr(modality, "value", modality)
         if name == _AUDIO:
-            total += _count(field(entry, "token_count"))
+            total += token_count(field(entry, "token_count"))
     return total
 
 
@@ -89,14 +66,14 @@ def usage_from_metadata(metadata: Any) -> TokenUsage | None:
     if prompt is None:
         return None
     try:
-        input_tokens = _count(prompt)
-        cached = _count(field(metadata, "cached_content_token_count"))
-        candidates = _count(field(metadata, "candidates_token_count"))
-        thoughts = _count(field(metadata, "thoughts_token_count"))
+        input_tokens = token_count(prompt)
+        cached = token_count(field(metadata, "cached_content_token_count"))
+        candidates = token_count(field(metadata, "candidates_token_count"))
+        thoughts = token_count(field(metadata, "thoughts_token_count"))
         input_audio = _audio_count(field(metadata, "prompt_tokens_details"))
         cached_audio = _audio_count(field(metadata, "cache_tokens_details"))
         output_audio = _audio_count(field(metadata, "candidates_tokens_details"))
-    except _InvalidUsage:
+    except InvalidUsage:
         return None
     if cached > input_tokens or input_audio > input_tokens or cached_audio > cached:
         return None
@@ -129,7 +106,7 @@ def read_embed_response(response: Any) -> TokenUsage | None:
     try:
         prompt = field(field(response, "usage_metadata"), "prompt_token_count")
         if prompt is not None:
-            return TokenUsage(input_tokens=_count(prompt))
+            return TokenUsage(input_tokens=token_count(prompt))
         embeddings = field(response, "embeddings")
         if not isinstance(embeddings, list) or not embeddings:
             return None
@@ -141,7 +118,7 @@ def read_embed_response(response: Any) -> TokenUsage | None:
                 tokens = int(tokens)
             if tokens is None:
                 return None
-            total += _count(tokens)
-    except _InvalidUsage:
+            total += token_count(tokens)
+    except InvalidUsage:
         return None
     return TokenUsage(input_tokens=total)

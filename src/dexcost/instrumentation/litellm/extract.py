@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dexcost.instrumentation._fields import InvalidUsage, token_count
+from dexcost.instrumentation._fields import field as field  # used by stream.py
 from dexcost.pricing import TokenUsage
 
 CHAT = "chat"
@@ -60,16 +62,6 @@ def provider_name(litellm_provider: str) -> str:
     return _PROVIDER_NAMES.get(litellm_provider, litellm_provider)
 
 
-def field(obj: Any, name: str) -> Any:
-    """Return ``obj.name`` or ``obj[name]``, or None when absent."""
-    if obj is None:
-        return None
-    value = getattr(obj, name, None)
-    if value is not None or not isinstance(obj, Mapping):
-        return value
-    return obj.get(name)
-
-
 def strip_provider(model: str | None, litellm_provider: str | None) -> str | None:
     """Return ``model`` without a leading ``"<litellm_provider>/"``; None for an empty name."""
     if not isinstance(model, str) or not model:
@@ -77,19 +69,6 @@ def strip_provider(model: str | None, litellm_provider: str | None) -> str | Non
     if litellm_provider and model.startswith(litellm_provider + "/"):
         return model[len(litellm_provider) + 1 :] or None
     return model
-
-
-class _InvalidUsage(Exception):
-    """A usage field contains something other than a non-negative whole number."""
-
-
-def _count(value: Any) -> int:
-    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _InvalidUsage(value)
-    return value
 
 
 def _first(*values: Any) -> Any:
@@ -109,11 +88,11 @@ def usage_from_litellm(usage: Any) -> TokenUsage | None:
     prompt_details = field(usage, "prompt_tokens_details")
     completion_details = field(usage, "completion_tokens_details")
     try:
-        input_tokens = _count(prompt)
-        cache_read = _count(
+        input_tokens = token_count(prompt)
+        cache_read = token_count(
             _first(field(prompt_details, "cached_tokens"), field(usage, "cache_read_input_tokens"))
         )
-        cache_write = _count(
+        cache_write = token_count(
             _first(
                 field(usage, "cache_creation_input_tokens"),
                 field(prompt_details, "cache_creation_tokens"),
@@ -121,18 +100,18 @@ def usage_from_litellm(usage: Any) -> TokenUsage | None:
             )
         )
         creation_details = field(prompt_details, "cache_creation_token_details")
-        cache_write_1h = _count(field(creation_details, "ephemeral_1h_input_tokens"))
+        cache_write_1h = token_count(field(creation_details, "ephemeral_1h_input_tokens"))
         usage_out = TokenUsage(
             input_tokens=input_tokens,
-            output_tokens=_count(field(usage, "completion_tokens")),
+            output_tokens=token_count(field(usage, "completion_tokens")),
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             cache_write_1h_tokens=cache_write_1h,
-            reasoning_tokens=_count(field(completion_details, "reasoning_tokens")),
-            input_audio_tokens=_count(field(prompt_details, "audio_tokens")),
-            output_audio_tokens=_count(field(completion_details, "audio_tokens")),
+            reasoning_tokens=token_count(field(completion_details, "reasoning_tokens")),
+            input_audio_tokens=token_count(field(prompt_details, "audio_tokens")),
+            output_audio_tokens=token_count(field(completion_details, "audio_tokens")),
         )
-    except _InvalidUsage:
+    except InvalidUsage:
         return None
     if cache_read + cache_write > input_tokens or cache_write_1h > cache_write:
         return None

@@ -14,8 +14,9 @@ import weakref
 from typing import Any
 
 from dexcost import errors
+from dexcost.instrumentation._fields import field
 from dexcost.instrumentation._streams import pass_through, pass_through_async
-from dexcost.instrumentation.mistralai.extract import field, usage_from_mistral
+from dexcost.instrumentation.mistralai.extract import usage_from_mistral
 from dexcost.llm import LLMCall
 from dexcost.pricing import TokenUsage
 

@@ -8,10 +8,11 @@ Usage is normalised to the OpenTelemetry GenAI meaning, which OpenAI already use
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dexcost.instrumentation._fields import InvalidUsage, token_count
+from dexcost.instrumentation._fields import field as field  # used by patch.py and stream.py
 from dexcost.pricing import TokenUsage
 
 CHAT = "chat"
@@ -25,33 +26,14 @@ OPERATION_NAMES = {CHAT: "chat", RESPONSES: "chat", EMBEDDINGS: "embeddings"}
 FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def field(obj: Any, name: str) -> Any:
-    """Return ``obj.name`` or ``obj[name]``, or None when absent."""
-    if obj is None:
-        return None
-    # SDK models first: isinstance against the Mapping ABC is slow on the hot path.
-    value = getattr(obj, name, None)
-    if value is not None or (type(obj) is not dict and not isinstance(obj, Mapping)):
-        return value
-    return obj.get(name)
-
-
-class _InvalidUsage(Exception):
-    """A usage field contains something other than a non-negative whole number."""
-
-
 def _count(obj: Any, name: str) -> int:
-    """Return a token count, 0 when absent; raise _InvalidUsage for a bad value.
+    """Return the token count in field ``name`` of ``obj``, or 0 when absent.
 
-    A negative or non-integer count is a provider or proxy bug. Pricing around it
-    would under- or over-bill, so the whole usage is treated as unknown instead.
+    Raise InvalidUsage for a negative or non-integer count, which is a provider or
+    proxy bug. Pricing around it would under- or over-bill, so the whole usage is
+    treated as unknown instead.
     """
-    value = field(obj, name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _InvalidUsage(name)
-    return value
+    return token_count(field(obj, name))
 
 
 def usage_from_chat(usage: Any) -> TokenUsage | None:
@@ -69,7 +51,7 @@ def usage_from_chat(usage: Any) -> TokenUsage | None:
             reasoning_tokens=_count(completion_details, "reasoning_tokens"),
             output_audio_tokens=_count(completion_details, "audio_tokens"),
         )
-    except _InvalidUsage:
+    except InvalidUsage:
         return None
 
 
@@ -84,7 +66,7 @@ def usage_from_responses(usage: Any) -> TokenUsage | None:
             cache_read_tokens=_count(field(usage, "input_tokens_details"), "cached_tokens"),
             reasoning_tokens=_count(field(usage, "output_tokens_details"), "reasoning_tokens"),
         )
-    except _InvalidUsage:
+    except InvalidUsage:
         return None
 
 
@@ -94,7 +76,7 @@ def usage_from_embeddings(usage: Any) -> TokenUsage | None:
         return None
     try:
         return TokenUsage(input_tokens=_count(usage, "prompt_tokens"))
-    except _InvalidUsage:
+    except InvalidUsage:
         return None
 
 
