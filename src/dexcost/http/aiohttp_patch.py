@@ -23,11 +23,10 @@ from dexcost import errors
 from dexcost.http.capture import (
     Plan,
     decode_json,
-    enter,
     guarded,
     in_capture,
-    leave,
     plan,
+    send_captured_async,
     split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
@@ -106,25 +105,15 @@ def request_wrapper(
     matched = _plan(instance, args, kwargs)
     if matched is None:
         return wrapped(*args, **kwargs)
-    return _request_async(matched, wrapped, args, kwargs)
-
-
-async def _request_async(
-    matched: Plan,
-    wrapped: Callable[..., Coroutine[Any, Any, Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    token = enter()
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed aiohttp call", _record_error, matched, exc)
-        raise
-    leave(token)
-    guarded("recording an aiohttp call", lambda: _record(matched, response, kwargs))
-    return response
+    return send_captured_async(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda response: _record(matched, response, kwargs),
+        record_failure=lambda exc: _record_error(matched, exc),
+        step="recording an aiohttp call",
+        failed_step="recording a failed aiohttp call",
+    )
 
 
 def _record_error(matched: Plan, exc: BaseException) -> None:

@@ -22,10 +22,10 @@ from dexcost.http.capture import (
     Plan,
     decode_json,
     enter,
-    guarded,
     in_capture,
     leave,
     plan,
+    send_captured,
     split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
@@ -75,16 +75,15 @@ def make_request_wrapper(
     matched = _plan(request_dict)
     if matched is None:
         return wrapped(*args, **kwargs)
-    token = enter()
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed botocore call", matched.record_failure, exc)
-        raise
-    leave(token)
-    guarded("recording a botocore call", lambda: _record(matched, request_dict, result))
-    return result
+    return send_captured(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda result: _record(matched, request_dict, result),
+        record_failure=matched.record_failure,
+        step="recording a botocore call",
+        failed_step="recording a failed botocore call",
+    )
 
 
 def _record(matched: Plan, request_dict: Any, result: Any) -> None:

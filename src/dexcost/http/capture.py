@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
@@ -358,3 +358,54 @@ def guarded(step: str, action: Callable[..., None], *args: Any) -> None:
         action(*args)
     except Exception:
         errors.log_internal_error(step)
+
+
+def send_captured(
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    record: Callable[[Any], None],
+    record_failure: Callable[[BaseException], None],
+    step: str,
+    failed_step: str,
+) -> Any:
+    """Call ``wrapped`` with the context marked as in capture, then record the outcome.
+
+    ``record`` receives the result and ``record_failure`` the exception, which is then
+    re-raised. Both run through :func:`guarded` with ``step`` or ``failed_step`` as the
+    logged step, and only after the mark is cleared.
+    """
+    token = enter()
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        leave(token)
+        guarded(failed_step, record_failure, exc)
+        raise
+    leave(token)
+    guarded(step, record, result)
+    return result
+
+
+async def send_captured_async(
+    wrapped: Callable[..., Coroutine[Any, Any, Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    record: Callable[[Any], None],
+    record_failure: Callable[[BaseException], None],
+    step: str,
+    failed_step: str,
+) -> Any:
+    """Await ``wrapped`` like :func:`send_captured` calls it, with the same recording."""
+    token = enter()
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        leave(token)
+        guarded(failed_step, record_failure, exc)
+        raise
+    leave(token)
+    guarded(step, record, result)
+    return result

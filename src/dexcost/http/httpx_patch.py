@@ -7,12 +7,19 @@ and authentication inside, so each call is one captured request. Tested with htt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from dexcost import errors
-from dexcost.http.capture import Plan, decode_json, enter, guarded, in_capture, leave, plan
+from dexcost.http.capture import (
+    Plan,
+    decode_json,
+    in_capture,
+    plan,
+    send_captured,
+    send_captured_async,
+)
 from dexcost.instrumentation.registry import Instrumentor
 
 
@@ -42,17 +49,16 @@ def send_wrapper(
     matched = _plan(request)
     if matched is None:
         return wrapped(*args, **kwargs)
-    token = enter()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed httpx call", matched.record_failure, exc)
-        raise
-    leave(token)
     streamed = bool(kwargs.get("stream"))
-    guarded("recording an httpx call", lambda: _record(matched, request, response, streamed))
-    return response
+    return send_captured(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda response: _record(matched, request, response, streamed),
+        record_failure=matched.record_failure,
+        step="recording an httpx call",
+        failed_step="recording a failed httpx call",
+    )
 
 
 def async_send_wrapper(
@@ -64,27 +70,16 @@ def async_send_wrapper(
     matched = _plan(request)
     if matched is None:
         return wrapped(*args, **kwargs)
-    return _send_async(matched, request, wrapped, args, kwargs)
-
-
-async def _send_async(
-    matched: Plan,
-    request: Any,
-    wrapped: Callable[..., Coroutine[Any, Any, Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    token = enter()
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed httpx call", matched.record_failure, exc)
-        raise
-    leave(token)
     streamed = bool(kwargs.get("stream"))
-    guarded("recording an httpx call", lambda: _record(matched, request, response, streamed))
-    return response
+    return send_captured_async(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda response: _record(matched, request, response, streamed),
+        record_failure=matched.record_failure,
+        step="recording an httpx call",
+        failed_step="recording a failed httpx call",
+    )
 
 
 def _record(matched: Plan, request: Any, response: Any, streamed: bool) -> None:

@@ -16,11 +16,9 @@ from dexcost import errors
 from dexcost.http.capture import (
     Plan,
     decode_json,
-    enter,
-    guarded,
     in_capture,
-    leave,
     plan,
+    send_captured,
     split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
@@ -53,17 +51,16 @@ def send_wrapper(
     matched = _plan(request)
     if matched is None:
         return wrapped(*args, **kwargs)
-    token = enter()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed requests call", matched.record_failure, exc)
-        raise
-    leave(token)
     streamed = bool(kwargs.get("stream"))
-    guarded("recording a requests call", lambda: _record(matched, request, response, streamed))
-    return response
+    return send_captured(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda response: _record(matched, request, response, streamed),
+        record_failure=matched.record_failure,
+        step="recording a requests call",
+        failed_step="recording a failed requests call",
+    )
 
 
 def _record(matched: Plan, request: Any, response: Any, streamed: bool) -> None:

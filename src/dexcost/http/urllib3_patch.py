@@ -19,12 +19,10 @@ from dexcost import errors
 from dexcost.http.capture import (
     Plan,
     decode_json,
-    enter,
-    guarded,
     in_capture,
-    leave,
     path_only,
     plan,
+    send_captured,
     split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
@@ -64,17 +62,16 @@ def urlopen_wrapper(
     matched = _plan(instance, args, kwargs)
     if matched is None:
         return wrapped(*args, **kwargs)
-    token = enter()
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        leave(token)
-        guarded("recording a failed urllib3 call", matched.record_failure, exc)
-        raise
-    leave(token)
     body = args[2] if len(args) > 2 else kwargs.get("body")
-    guarded("recording a urllib3 call", lambda: _record(matched, body, response))
-    return response
+    return send_captured(
+        wrapped,
+        args,
+        kwargs,
+        record=lambda response: _record(matched, body, response),
+        record_failure=matched.record_failure,
+        step="recording a urllib3 call",
+        failed_step="recording a failed urllib3 call",
+    )
 
 
 def _record(matched: Plan, body: Any, response: Any) -> None:
