@@ -1,0 +1,88 @@
+"""Start dexcost from ``opentelemetry-instrument``, with no change to the application.
+
+Run the application as::
+
+    OTEL_PYTHON_DISTRO=dexcost OTEL_PYTHON_CONFIGURATOR=dexcost \\
+        opentelemetry-instrument python app.py
+
+``opentelemetry-instrument`` loads the distro, then the configurator, then every
+installed OpenTelemetry instrumentor. The two entry points registered here split the
+work:
+
+- :class:`DexcostDistro` starts dexcost with ``dexcost.init()``, configured from the
+  ``DEXCOST_*`` environment variables. A configuration error is logged and leaves
+  dexcost off: it never stops the application or its own OpenTelemetry setup.
+- :class:`DexcostConfigurator` is the stock SDK configurator, unchanged. It builds the
+  global SDK TracerProvider, sampler and exporters from the ``OTEL_*`` variables, as
+  the configurator of ``opentelemetry-distro`` does. dexcost adds nothing to that
+  provider: cost events go to dexcost's own private provider, so the application's
+  traces and exporters stay exactly as the ``OTEL_*`` variables configure them.
+
+Unlike ``opentelemetry-distro``, the distro sets no default exporter: the application's
+spans are exported only if ``OTEL_TRACES_EXPORTER`` (and the metrics and logs variables)
+name an exporter. Set ``OTEL_TRACES_EXPORTER=otlp`` to get that distro's behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+# The module is marked "type: ignore" upstream, so mypy finds no names in it.
+from opentelemetry.instrumentation.distro import (  # type: ignore[attr-defined, unused-ignore]
+    BaseDistro,
+)
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+logger = logging.getLogger(__name__)
+
+# Comma-separated names of the libraries to instrument (e.g. "openai,anthropic").
+# Unset means every supported library; set but empty means none.
+AUTO_INSTRUMENT_ENV = "DEXCOST_AUTO_INSTRUMENT"
+
+
+def auto_instrument_from_env() -> list[str] | None:
+    """Read ``DEXCOST_AUTO_INSTRUMENT``: None when unset, else the listed names."""
+    value = os.environ.get(AUTO_INSTRUMENT_ENV)
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def start_from_env() -> bool:
+    """Call ``dexcost.init()`` configured from the environment; False if that failed.
+
+    Everything else ``init()`` needs is read from its own environment variables
+    (``DEXCOST_API_KEY``, ``DEXCOST_ENV``, ``DEXCOST_BUFFER_PATH``, ``DEXCOST_ENDPOINT``).
+    """
+    import dexcost
+
+    try:
+        dexcost.init(auto_instrument=auto_instrument_from_env())
+    except Exception as error:
+        # opentelemetry-instrument would swallow the error too, but only after skipping
+        # the configurator and every instrumentor, so the app would lose its own tracing.
+        logger.error(
+            "dexcost did not start, so no cost is recorded: %s. Check the DEXCOST_* "
+            "environment variables (DEXCOST_AUTO_INSTRUMENT sets auto_instrument)",
+            error,
+        )
+        return False
+    return True
+
+
+class DexcostDistro(BaseDistro):  # type: ignore[misc]
+    """Distro behind the ``opentelemetry_distro`` entry point ``dexcost``: starts dexcost."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        start_from_env()
+
+
+class DexcostConfigurator(_OTelSDKConfigurator):
+    """Configurator behind the ``opentelemetry_configurator`` entry point ``dexcost``.
+
+    It is the stock SDK setup, registered so that ``OTEL_PYTHON_CONFIGURATOR=dexcost`` works without
+    ``opentelemetry-distro`` installed, and so the choice does not depend on which
+    configurator the interpreter happens to find first.
+    """
