@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -45,15 +45,28 @@ EXIT_FLUSH_TIMEOUT_SECONDS = 3.0
 
 
 class Runtime:
-    """Everything one ``init()`` call set up."""
+    """Everything one ``init()`` call set up.
 
-    def __init__(self, config: DexcostConfig) -> None:
+    ``span_processor`` replaces the SQLite buffer: the runtime then opens no file, has
+    no stored rates and uploads nothing (``dexcost.testing`` records events in memory).
+    """
+
+    def __init__(
+        self, config: DexcostConfig, *, span_processor: SpanProcessor | None = None
+    ) -> None:
         self.config = config
         self.redacted_fields = frozenset(config.redact_fields or ())
-        self.buffer_path: Path = resolve_buffer_path(config.buffer_path)
-        self.stored_rates = _check_buffer(self.buffer_path)
-        self.sync_worker = create_sync_worker(config, self.buffer_path)
-        self.processor = DexcostSpanProcessor(self.buffer_path)
+        self.buffer_path: Path | None = None
+        self.processor: SpanProcessor
+        if span_processor is None:
+            self.buffer_path = resolve_buffer_path(config.buffer_path)
+            self.stored_rates = _check_buffer(self.buffer_path)
+            self.sync_worker = create_sync_worker(config, self.buffer_path)
+            self.processor = DexcostSpanProcessor(self.buffer_path)
+        else:
+            self.stored_rates = rates_registry.StoredRates()
+            self.sync_worker = None
+            self.processor = span_processor
         # Event spans are built finished and go straight to this processor chain; task
         # spans go through the provider's tracer, which feeds the same chain.
         self.span_processor = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
@@ -88,7 +101,10 @@ class Runtime:
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self.sessions.end_all()
-        self.processor.shutdown(int(timeout * 1000))
+        if isinstance(self.processor, DexcostSpanProcessor):
+            self.processor.shutdown(int(timeout * 1000))
+        else:
+            self.processor.shutdown()
         if self.sync_worker is not None:
             # Uploads share the same time budget; what is left stays for the next start.
             self.sync_worker.shutdown(int(max(deadline - time.monotonic(), 0.0) * 1000))
@@ -176,31 +192,60 @@ def init(
         propagate_context_to=propagate_context_to,  # type: ignore[arg-type]
         trust_inbound_context=trust_inbound_context,
     )
-    global _runtime, _atexit_registered
     with _lock:
         new = Runtime(config)
-        old, _runtime = _runtime, new
-        set_privacy(
-            Privacy(config.hash_customer_id, new.redacted_fields, config.trust_inbound_context)
-        )
-        # Left in place by shutdown(): attribution set earlier stays in the context,
-        # and it must not start leaking to other companies' servers then.
-        propagation.install(config.propagate_context_to or ())
-        rates_registry.install(new.stored_rates)
-        if old is not None:
-            old.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
-        _instrumentation.apply(config.auto_instrument)
-        if config.track_http:
-            http_capture.start(rate.service for rate in new.stored_rates.services)
-        else:
-            http_capture.stop()
-        patch_threads()
-        pricing.warm_up()
-        if not _atexit_registered:
-            atexit.register(_shutdown_at_exit)
-            _atexit_registered = True
+        _activate(new, stop=_runtime)
     logger.debug("dexcost initialised: %r, buffer %s", config, new.buffer_path)
     return config
+
+
+def _activate(new: Runtime, *, stop: Runtime | None) -> None:
+    """Make ``new`` the active runtime, apply its settings and shut ``stop`` down.
+
+    The caller must hold ``_lock``. ``new`` may be a runtime that was active before: its
+    patches and settings are applied again.
+    """
+    global _runtime, _atexit_registered
+    config = new.config
+    _runtime = new
+    set_privacy(Privacy(config.hash_customer_id, new.redacted_fields, config.trust_inbound_context))
+    # Left in place by shutdown(): attribution set earlier stays in the context,
+    # and it must not start leaking to other companies' servers then.
+    propagation.install(config.propagate_context_to or ())
+    rates_registry.install(new.stored_rates)
+    if stop is not None and stop is not new:
+        stop.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
+    _instrumentation.apply(config.auto_instrument)
+    if config.track_http:
+        http_capture.start(rate.service for rate in new.stored_rates.services)
+    else:
+        http_capture.stop()
+    patch_threads()
+    pricing.warm_up()
+    if not _atexit_registered:
+        atexit.register(_shutdown_at_exit)
+        _atexit_registered = True
+
+
+def swap_in(config: DexcostConfig, span_processor: SpanProcessor) -> Runtime | None:
+    """Start a runtime that sends its events to ``span_processor`` and return the one replaced.
+
+    The replaced runtime keeps running, out of use, so :func:`swap_back` can make it
+    active again. Used by ``dexcost.testing``.
+    """
+    with _lock:
+        previous = _runtime
+        _activate(Runtime(config, span_processor=span_processor), stop=None)
+    return previous
+
+
+def swap_back(previous: Runtime | None) -> None:
+    """Shut the active runtime down and make ``previous`` active again (None: stop dexcost)."""
+    with _lock:
+        if previous is None:
+            shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
+        else:
+            _activate(previous, stop=_runtime)
 
 
 def _check_timeout(timeout: object) -> float:
