@@ -104,3 +104,32 @@ def test_shutdown_restores_pool_submit(init_local: None) -> None:
     assert ThreadPoolExecutor.submit is not threads._submit
     assert ThreadPoolExecutor.submit.__module__ == "concurrent.futures.thread"
     assert threading.Thread.run.__module__ == "threading"
+
+
+def test_host_wrapper_on_top_survives_unpatch() -> None:
+    import threading
+
+    import wrapt
+
+    from dexcost.threads import patch_threads, unpatch_threads
+
+    original = threading.Thread.__dict__["start"]
+    patch_threads()
+    started: list[str] = []
+
+    def host_start(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        started.append(instance.name)
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(threading.Thread, "start", host_start)
+    try:
+        unpatch_threads()
+        worker = threading.Thread(target=lambda: None, name="after-unpatch")
+        worker.start()
+        worker.join()
+
+        # The host's wrapper is still installed and still runs.
+        assert started == ["after-unpatch"]
+        assert not hasattr(worker, "_dexcost_parent_context")
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]

@@ -19,6 +19,9 @@ from opentelemetry import context as otel_context
 
 _lock = threading.Lock()
 _patched = False
+# False after unpatch_threads() when another library wrapped a method on top of
+# dexcost's: the method then stays installed but passes calls straight through.
+_active = False
 
 # Captured at import, never cleared: a method looked up while patched may still run
 # after unpatch_threads() (a thread started concurrently), and must find these.
@@ -44,11 +47,14 @@ def _in_context(ctx: otel_context.Context, fn: Callable[..., Any]) -> Callable[.
 def _submit(
     self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
 ) -> Future[Any]:
+    if not _active:
+        return _ORIGINAL_SUBMIT(self, fn, *args, **kwargs)
     return _ORIGINAL_SUBMIT(self, _in_context(otel_context.get_current(), fn), *args, **kwargs)
 
 
 def _start(self: threading.Thread) -> None:
-    setattr(self, _THREAD_CONTEXT, otel_context.get_current())
+    if _active:
+        setattr(self, _THREAD_CONTEXT, otel_context.get_current())
     _ORIGINAL_START(self)
 
 
@@ -64,6 +70,27 @@ def _run(self: threading.Thread) -> None:
         otel_context.detach(token)
 
 
+# (class, method name, dexcost's function, the original).
+_METHODS: tuple[tuple[type, str, Any, Any], ...] = (
+    (ThreadPoolExecutor, "submit", _submit, _ORIGINAL_SUBMIT),
+    (threading.Thread, "start", _start, _ORIGINAL_START),
+    (threading.Thread, "run", _run, _ORIGINAL_RUN),
+)
+# Bound on the wrappers looked through to find dexcost's function.
+_MAX_WRAPPER_DEPTH = 32
+
+
+def _wraps(value: Any, ours: Any) -> bool:
+    """Tell whether ``value`` is ``ours`` or a wrapper (wrapt, functools) around it."""
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        if value is ours:
+            return True
+        value = getattr(value, "__wrapped__", None)
+        if value is None:
+            return False
+    return False
+
+
 def patch_threads() -> None:
     """Make thread pools and threads inherit the submitter's context; idempotent.
 
@@ -71,23 +98,32 @@ def patch_threads() -> None:
     classes are patched. NOTE: a ``Thread`` subclass that overrides ``run()`` without
     calling ``super().run()`` does not inherit the context.
     """
-    global _patched
+    global _patched, _active
     with _lock:
         if _patched:
             return
-        ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]
-        threading.Thread.start = _start  # type: ignore[method-assign]
-        threading.Thread.run = _run  # type: ignore[method-assign]
+        for owner, name, ours, _ in _METHODS:
+            # Still installed under another library's wrapper since the last unpatch.
+            if not _wraps(vars(owner).get(name), ours):
+                setattr(owner, name, ours)
+        _active = True
         _patched = True
 
 
 def unpatch_threads() -> None:
-    """Restore the original thread pool and thread methods."""
-    global _patched
+    """Restore the original thread pool and thread methods.
+
+    A method another library wrapped on top of dexcost's (the OpenTelemetry threading
+    instrumentation, instrumented after ``init()``) is left in place, because restoring
+    the original would remove that library's wrapper too; dexcost's part of it then
+    passes calls straight through.
+    """
+    global _patched, _active
     with _lock:
         if not _patched:
             return
-        ThreadPoolExecutor.submit = _ORIGINAL_SUBMIT  # type: ignore[method-assign]
-        threading.Thread.start = _ORIGINAL_START  # type: ignore[method-assign]
-        threading.Thread.run = _ORIGINAL_RUN  # type: ignore[method-assign]
+        _active = False
+        for owner, name, ours, original in _METHODS:
+            if vars(owner).get(name) is ours:
+                setattr(owner, name, original)
         _patched = False
