@@ -80,6 +80,9 @@ class Runtime:
             active_span_processor=self.span_processor,
             id_generator=self.id_generator,
         )
+        # OTEL_SDK_DISABLED=true switches off the application's tracing, not cost recording.
+        # The SDK stores it in this private flag and would then give tasks a no-op tracer.
+        self.provider._disabled = False
         self.provider.add_span_processor(self.processor)
         if self.sync_worker is not None:
             # Also a span processor: a process forked after init() starts its own
