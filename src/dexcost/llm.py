@@ -20,7 +20,7 @@ from opentelemetry import context as otel_context
 
 from dexcost import errors, semconv
 from dexcost.attribution import DexcostContext, current_attribution
-from dexcost.events import LLM, RETRY, AttributeValue, Tokens, emit_event
+from dexcost.events import LLM, NO_TOKENS, RETRY, AttributeValue, Tokens, emit_event
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.pricing.user_prices import find_user_card
 from dexcost.runtime import current_runtime
@@ -90,7 +90,7 @@ class LLMCall:
                 self.attributes[semconv.ROUTED_BY] = via
         self.attribution = attribution if attribution is not None else current_attribution(current)
         self.task = task if task is not None else resolve_task(runtime, current, self.attribution)
-        self.parent = self.task.event_parent(current)
+        self.parent: otel_context.Context | None = self.task.event_parent(current)
         self._finished = False
         # Left attached like set_context(): the SDK's request runs after this returns,
         # and finish() may run later on another thread, where a detach would fail.
@@ -104,6 +104,7 @@ class LLMCall:
         """Finish without recording: an SDK call inside this one recorded the request."""
         with _FINISH_LOCK:
             self._finished = True
+        self.parent = None
 
     def finish(
         self,
@@ -132,6 +133,12 @@ class LLMCall:
             if self._finished:
                 return
             self._finished = True
+        # Outside a task the parent is the context the call started in, which holds the
+        # previous call of this thread (the "SDK call in progress" value). Kept after the
+        # call ends, it would chain every call the thread ever made: a leak the garbage
+        # collector has to walk again and again.
+        parent = self.parent
+        self.parent = None
 
         attributes = self.attributes
         attributes[semconv.GEN_AI_PROVIDER_NAME] = self.provider
@@ -145,7 +152,7 @@ class LLMCall:
 
         cost: Decimal | None
         source: str | None = None
-        tokens = Tokens()
+        tokens = NO_TOKENS
         if usage is not None:
             _usage_attributes(usage, attributes)
             tokens = Tokens(
@@ -207,7 +214,7 @@ class LLMCall:
             cost_kind=cost_kind,
             pricing_source=source,
             tokens=tokens,
-            parent=self.parent,
+            parent=parent,
             start_ns=self.start_ns,
             error_type=error_type,
         )
