@@ -26,25 +26,24 @@ class EventObserver(Protocol):
         """Record the call, with the exception that ended the stream if any."""
 
 
-def _hides(observer: EventObserver, event: Any, failure: str) -> bool:
-    """Show ``event`` to ``observer``. If the observer raises, log it and keep the event."""
-    try:
-        return bool(observer.observe(event))
-    except Exception:
-        errors.log_internal_error(failure)
-        return False
-
-
 def pass_through(events: Iterator[Any], observer: EventObserver, failure: str) -> Iterator[Any]:
     """Yield ``events`` after showing each to ``observer``, then finish it once.
 
     ``failure`` is the step name logged when ``observer.observe`` raises. Closing the
-    generator early (``GeneratorExit``) finishes the observer without an error.
+    generator early (``GeneratorExit``) finishes the observer without an error. An
+    exception from ``observer.observe`` is logged and the event is shown to the caller.
+    The guard is inline rather than a helper because this loop runs for every event.
     """
     error: BaseException | None = None
+    observe = observer.observe
     try:
         for event in events:
-            if not _hides(observer, event, failure):
+            try:
+                hidden = observe(event)
+            except Exception:
+                errors.log_internal_error(failure)
+                hidden = False
+            if not hidden:
                 yield event
     except GeneratorExit:
         raise
@@ -60,9 +59,15 @@ async def pass_through_async(
 ) -> AsyncIterator[Any]:
     """Yield async ``events`` like :func:`pass_through` does for sync ones."""
     error: BaseException | None = None
+    observe = observer.observe
     try:
         async for event in events:
-            if not _hides(observer, event, failure):
+            try:
+                hidden = observe(event)
+            except Exception:
+                errors.log_internal_error(failure)
+                hidden = False
+            if not hidden:
                 yield event
     except GeneratorExit:
         raise

@@ -34,9 +34,15 @@ USAGE_FIELDS = (
 
 def raw_counts(usage: Any) -> dict[str, Any]:
     """Return the usage fields present (not None) in ``usage``, plus the 1-hour cache writes."""
-    counts = {name: field(usage, name) for name in USAGE_FIELDS}
-    counts["cache_creation_1h"] = field(field(usage, "cache_creation"), "ephemeral_1h_input_tokens")
-    return {name: value for name, value in counts.items() if value is not None}
+    counts: dict[str, Any] = {}
+    for name in USAGE_FIELDS:
+        value = field(usage, name)
+        if value is not None:
+            counts[name] = value
+    value = field(field(usage, "cache_creation"), "ephemeral_1h_input_tokens")
+    if value is not None:
+        counts["cache_creation_1h"] = value
+    return counts
 
 
 def usage_from_counts(counts: Mapping[str, Any]) -> TokenUsage | None:

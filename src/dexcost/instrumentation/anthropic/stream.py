@@ -38,7 +38,10 @@ class StreamObserver:
         self.final_seen = False
 
     def observe(self, event: Any) -> None:
-        event_type = field(event, "type")
+        # Every SDK event model has a type, so field() is needed only for a plain dict.
+        event_type = getattr(event, "type", None)
+        if event_type is None:
+            event_type = field(event, "type")
         if event_type == "message_start":
             message = field(event, "message")
             model = field(message, "model")

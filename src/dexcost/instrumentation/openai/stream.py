@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,56 @@ from dexcost.pricing import TokenUsage
 
 # Attribute set on an observed stream so the patched close() can find its observer.
 OBSERVER_ATTRIBUTE = "_dexcost_observer"
+
+# Field of a chunk in which Groq sends a stream's usage.
+GROQ_FIELD = "x_groq"
+# Per chunk class: whether its GROQ_FIELD can be read from the instance's own state.
+_reads_state: dict[type, bool] = {}
+
+
+def _readable_from_state(cls: type) -> bool:
+    """Tell whether ``getattr(chunk, GROQ_FIELD)`` only looks in ``__dict__`` and the extras.
+
+    True for a pydantic 2 model class that does not change attribute lookup and defines
+    no class attribute of that name: pydantic then finds a declared field in ``__dict__``
+    and an undeclared one in ``__pydantic_extra__``, and raises AttributeError otherwise.
+    """
+    try:
+        from pydantic import BaseModel
+    except ImportError:
+        return False
+    pydantic_getattr = getattr(BaseModel, "__getattr__", None)
+    return (
+        pydantic_getattr is not None
+        and issubclass(cls, BaseModel)
+        and not issubclass(cls, Mapping)
+        and getattr(cls, "__getattr__", None) is pydantic_getattr
+        and cls.__getattribute__ is object.__getattribute__
+        and not any(GROQ_FIELD in vars(base) for base in cls.__mro__)
+        and GROQ_FIELD not in getattr(cls, "__private_attributes__", {})
+    )
+
+
+def groq_field(item: Any) -> Any:
+    """Return ``field(item, GROQ_FIELD)`` without pydantic's slow miss.
+
+    A pydantic model lacking the attribute formats, raises and catches an AttributeError
+    for it, about 3 µs (timeit) per chunk of every other provider's stream.
+    """
+    cls = type(item)
+    direct = _reads_state.get(cls)
+    if direct is None:
+        direct = _reads_state[cls] = _readable_from_state(cls)
+    if direct:
+        try:
+            state = item.__dict__
+            if GROQ_FIELD in state:
+                return state[GROQ_FIELD]
+            extra = object.__getattribute__(item, "__pydantic_extra__")
+        except AttributeError:
+            return None
+        return extra.get(GROQ_FIELD) if extra else None
+    return field(item, GROQ_FIELD)
 
 
 class StreamObserver:
@@ -67,7 +117,7 @@ class StreamObserver:
             if raw_usage is None:
                 # Groq sends a stream's usage in the last chunk's x_groq.usage, with or
                 # without stream_options. Other providers send no x_groq field.
-                raw_usage = field(field(item, "x_groq"), "usage")
+                raw_usage = field(groq_field(item), "usage")
             if self.model is None:
                 # Azure's first chunk carries content-filter results and an empty model.
                 model = field(item, "model")
