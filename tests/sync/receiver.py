@@ -170,7 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         if fault is not None and fault[0] in ("status", "retry_after"):
-            headers = {"Retry-After": fault[2]} if fault[0] == "retry_after" else {}
+            headers = {}
+            if fault[0] == "retry_after":
+                # A callable header is made when the response is sent, e.g. a date.
+                value = fault[2]
+                headers["Retry-After"] = value() if callable(value) else value
             self._answer(fault[1], b"", "text/plain", headers)
             return
         if self.headers.get("Content-Encoding") == "gzip":
