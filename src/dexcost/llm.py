@@ -133,10 +133,9 @@ class LLMCall:
             if self._finished:
                 return
             self._finished = True
-        # Outside a task the parent is the context the call started in, which holds the
-        # previous call of this thread (the "SDK call in progress" value). Kept after the
-        # call ends, it would chain every call the thread ever made: a leak the garbage
-        # collector has to walk again and again.
+        # Outside a task the parent is the context the call started in, and that context
+        # contains the thread's previous call (the "SDK call in progress" value). Kept
+        # after the call ends, it would keep every earlier call of the thread alive.
         parent = self.parent
         self.parent = None
 
@@ -222,7 +221,7 @@ class LLMCall:
     def _priced_model(self, response_model: str | None) -> str:
         """Return the model to price: the response's, or the request's if only it has a user price.
 
-        OpenAI answers ``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``. A price the user
+        OpenAI responds to ``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``. A price the user
         registered for the name they send must still apply.
         """
         requested = self.request_model
@@ -270,7 +269,7 @@ def routing(call: LLMCall) -> Iterator[None]:
     """Mark ``call`` as a routing library's call while the library sends the request.
 
     An :class:`LLMCall` created inside (an instrumented SDK doing the actual request)
-    sets ``call.delegated``; the routing instrumentation then calls ``call.discard()``
+    sets ``call.delegated``. The routing instrumentation then calls ``call.discard()``
     instead of recording the request a second time.
     """
     token = otel_context.attach(otel_context.set_value(_ROUTING_CALL_KEY, call))

@@ -116,7 +116,7 @@ def test_worker_honours_retry_after_seconds(
 
 def test_worker_honours_retry_after_date(push: Push, receiver: Receiver, buffer_path: Path) -> None:
     # The date is made when the 503 is sent. An HTTP date has whole seconds, so the
-    # wait it asks for is between 2 and 3 seconds; the margin absorbs a slow machine.
+    # requested wait is between 2 and 3 seconds, and the margin absorbs a slow machine.
     def retry_date() -> str:
         return formatdate(time.time() + 3, usegmt=True)
 

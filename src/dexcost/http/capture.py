@@ -3,8 +3,8 @@
 A client wrapper calls :func:`plan` to learn whether a catalog entry (or a user rate
 for its host) bills a request. For most requests it returns None after one cached
 dict lookup, and the wrapper then only passes the call through. A matched request
-gets a :class:`Plan`, made on the caller's thread so it holds the attribution and
-task in effect there; the wrapper sends the request outside any guard and hands the
+gets a :class:`Plan`, made on the caller's thread so it contains the attribution and
+task in effect there. The wrapper sends the request outside any guard and hands the
 outcome to :meth:`Plan.record_response` or :meth:`Plan.record_failure`.
 """
 
@@ -288,7 +288,7 @@ class Plan:
         self._emit(units, status, error)
 
     def record_failure(self, exc: BaseException) -> None:
-        """Record a request that raised instead of answering, if the service bills those.
+        """Record a request that raised before a response, if the service bills those.
 
         Without a response the units are unknown, even for a fixed count: whether
         the service charged a request that never got an answer is not known.

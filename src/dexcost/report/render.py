@@ -89,8 +89,8 @@ def render_json(report: Report) -> dict[str, Any]:
     }
 
 
-# A cell starting with one of these is a formula to a spreadsheet; a customer id such
-# as "=HYPERLINK(...)" would run as one when the CSV is opened.
+# A spreadsheet reads a cell starting with one of these as a formula, so a customer id
+# such as "=HYPERLINK(...)" would run when the CSV is opened.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -103,7 +103,7 @@ def _cell_text(value: str | None) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """One row per group (one row in all without --by); no total row.
+    """Render one row per group (one row in all without --by), with no total row.
 
     A group name that a spreadsheet would read as a formula gets a leading quote.
     """
