@@ -24,7 +24,7 @@ CATALOG_PATH = ROOT / "src" / "dexcost" / "catalog" / "data" / "services.json"
 REFERENCE_SCRIPT = ROOT / "scripts" / "catalog_reference.py"
 
 # The day the prices were read. A later check date would be a typo.
-TODAY = dt.date(2026, 12, 4)
+TODAY = dt.date(2026, 12, 5)
 TARGET_COUNT = 163
 
 CATEGORIES = {
@@ -88,7 +88,14 @@ HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 MIN_UNIT_PRICE = Decimal("0.000001")
 MAX_UNIT_PRICE = Decimal("50")
 # Entries whose price of one unit lies outside the bounds on purpose, with the reason.
-PRICE_EXCEPTIONS: dict[str, str] = {}
+PRICE_EXCEPTIONS: dict[str, str] = {
+    # Object storage and edge platforms bill reads and requests by the million.
+    "backblaze_b2.class_b": "$0.004 per 10,000 transactions is $0.0000004 each",
+    "cloudflare_kv.bulk_read": "$0.50 per million reads is $0.0000005 each",
+    "cloudflare_kv.read": "$0.50 per million reads is $0.0000005 each",
+    "cloudflare_r2.class_b": "$0.36 per million operations is $0.00000036 each",
+    "cloudflare_workers.requests": "$0.30 per million requests is $0.0000003 each",
+}
 
 # LLM APIs are priced from their tokens, so the catalog must never claim their hosts.
 LLM_HOST_DENY = (
