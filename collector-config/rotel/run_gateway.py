@@ -27,7 +27,7 @@ FILTER_VARIABLE = "ROTEL_OTLP_WITH_TRACE_PROCESSOR"
 
 
 def read_settings(path: Path) -> dict[str, str]:
-    """Return the ``KEY=VALUE`` lines of an env file; blank lines and ``#`` lines are skipped."""
+    """Return the ``KEY=VALUE`` lines of an env file, skipping blank lines and ``#`` lines."""
     settings = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         text = line.strip()
@@ -45,14 +45,14 @@ def agent_environment(environ: Mapping[str, str]) -> dict[str, str]:
     key = environ.get(KEY_VARIABLE, "").strip()
     if not key:
         raise SystemExit(
-            f"{KEY_VARIABLE} is not set; set it to the API key the gateway sends to the "
+            f"{KEY_VARIABLE} is missing. Set it to the API key the gateway sends to the "
             "Control Layer (dx_live_... from the dexcost dashboard)"
         )
     if "," in key or any(character.isspace() for character in key):
         # rotel reads its header list as name=value pairs separated by commas.
         raise SystemExit(
-            f"{KEY_VARIABLE} contains a comma or white space; copy the key again from the "
-            "dexcost dashboard"
+            f"{KEY_VARIABLE} is invalid because it contains a comma or white space. Copy "
+            "the key again from the dexcost dashboard"
         )
     environment = {**read_settings(SETTINGS), **environ}
     environment.setdefault(FILTER_VARIABLE, str(FILTER))
@@ -66,8 +66,8 @@ def agent_path() -> Path:
         import rotel
     except ImportError:
         raise SystemExit(
-            f"rotel is not installed for {sys.executable}; run: {sys.executable} -m pip "
-            "install rotel"
+            f"rotel not found for {sys.executable}. Install it with: {sys.executable} -m "
+            "pip install rotel"
         ) from None
     return Path(rotel.__file__).resolve().parent / "rotel-agent"
 

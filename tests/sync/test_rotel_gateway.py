@@ -1,14 +1,14 @@
 """rotel as the collector gateway, end to end: app processes -> rotel -> the Control Layer.
 
 Each test starts the real rotel agent through ``collector-config/rotel/run_gateway.py``
-on loopback ports, forwarding to the protobuf-decoding receiver that stands in for
-the Control Layer, and runs dexcost in separate app processes, each with its own
+on loopback ports, forwarding to the protobuf-decoding receiver that acts as the
+Control Layer, and runs dexcost in separate app processes, each with its own
 buffer, that send to rotel.
 
 rotel answers an app as soon as it has the spans in memory, so dexcost marks them
 synced at once. From then on rotel alone holds them: it retries refused connections,
 timeouts, 429 and 5xx until its retry time runs out, and drops a batch the Control
-Layer refuses (400, 401) or still cannot reach by then. The tests check both sides.
+Layer rejects (400, 401) or still cannot reach by then. The tests check both sides.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def clean_environment() -> dict[str, str]:
 
 @pytest.fixture
 def start_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    """Return a function that starts rotel forwarding to a receiver; stops it after the test."""
+    """Return a function that starts rotel in front of a receiver, stopped after the test."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(receiver: Receiver, **settings: str) -> Gateway:
@@ -208,7 +208,7 @@ def several_apps(tmp_path: Path) -> list[App]:
     ]
 
 
-def test_events_of_several_apps_arrive_once_through_rotel(
+def test_several_apps_arrive_exactly_once(
     receiver: Receiver, start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     receiver.up()
@@ -223,7 +223,7 @@ def test_events_of_several_apps_arrive_once_through_rotel(
     assert authorizations(receiver) == {f"Bearer {GATEWAY_KEY}"}
 
 
-def test_rotel_holds_events_while_the_control_layer_is_down(
+def test_outage_events_arrive_after_recovery(
     receiver: Receiver, start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     gateway = start_gateway(receiver, **FAST_RETRY)
@@ -239,7 +239,7 @@ def test_rotel_holds_events_while_the_control_layer_is_down(
     assert receiver.deliveries == len(receiver.span_ids())
 
 
-def test_rotel_drops_events_once_its_retry_time_runs_out(
+def test_retry_time_exceeded_drops_events(
     receiver: Receiver, start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     gateway = start_gateway(receiver, ROTEL_OTLP_EXPORTER_RETRY_MAX_ELAPSED_TIME="1s", **FAST_RETRY)
@@ -250,20 +250,20 @@ def test_rotel_drops_events_once_its_retry_time_runs_out(
     later = App(tmp_path / "later.db", 2)
     run_apps(gateway, tmp_path, [later])
     assert wait_until(lambda: bool(receiver.event_ids()), 15), gateway.log.read_text()
-    # The first app's buffer says its events were sent, but they never arrive.
+    # The first app's buffer marks its events as sent, but they never arrive.
     assert set(sync_states(lost.buffer)) == {SYNC_SYNCED}
     assert receiver.event_ids() == set(stored_events(later.buffer))
 
 
 @pytest.mark.parametrize("status", [400, 401])
-def test_rotel_drops_a_batch_the_control_layer_refuses(
+def test_rejected_batch_is_dropped(
     receiver: Receiver, start_gateway: Callable[..., Gateway], tmp_path: Path, status: int
 ) -> None:
     receiver.faults.append(("status", status))
     receiver.up()
     gateway = start_gateway(receiver)
-    refused = App(tmp_path / "refused.db", 2)
-    run_apps(gateway, tmp_path, [refused])
+    rejected = App(tmp_path / "rejected.db", 2)
+    run_apps(gateway, tmp_path, [rejected])
     assert wait_until(lambda: gateway.logged(DROPPED), 15), gateway.log.read_text()
     later = App(tmp_path / "later.db", 2)
     run_apps(gateway, tmp_path, [later])
@@ -286,7 +286,7 @@ def scope_spans(scope: str | None, span_id: bytes) -> ScopeSpans:
     return ScopeSpans(scope=InstrumentationScope(name=scope), spans=[span])
 
 
-def test_rotel_forwards_only_dexcost_spans(
+def test_other_scopes_are_filtered_out(
     receiver: Receiver, start_gateway: Callable[..., Gateway]
 ) -> None:
     receiver.up()
