@@ -1,8 +1,10 @@
-"""The Collector gateway config: every pipeline part exists and only dexcost spans pass."""
+"""The gateway configs: every pipeline part exists, only dexcost spans pass, no key in a file."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -61,3 +63,74 @@ def test_gateway_exporter_uses_https(config: dict[str, Any]) -> None:
 def test_gateway_queue_uses_defined_storage(config: dict[str, Any]) -> None:
     storage = config["exporters"]["otlphttp/dexcost"]["sending_queue"]["storage"]
     assert storage in config["extensions"]
+
+
+# --- the rotel gateway (collector-config/rotel) ---
+
+ROTEL = CONFIG.parent / "rotel"
+
+
+@pytest.fixture(scope="module")
+def launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_gateway", ROTEL / "run_gateway.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def rotel_settings(launcher: ModuleType) -> dict[str, str]:
+    settings: dict[str, str] = launcher.read_settings(ROTEL / "gateway.env")
+    return settings
+
+
+def test_rotel_settings_contain_no_key(rotel_settings: dict[str, str]) -> None:
+    assert [name for name in rotel_settings if "HEADERS" in name] == []
+
+
+def test_rotel_exporter_uses_otlp_http(rotel_settings: dict[str, str]) -> None:
+    assert rotel_settings["ROTEL_OTLP_EXPORTER_PROTOCOL"] == "http"
+
+
+def test_rotel_exporter_uses_https(rotel_settings: dict[str, str]) -> None:
+    assert rotel_settings["ROTEL_OTLP_EXPORTER_ENDPOINT"].startswith("https://")
+
+
+def test_rotel_retry_time_is_not_zero(rotel_settings: dict[str, str]) -> None:
+    # rotel reads 0s as "never retry", not as "retry forever".
+    assert rotel_settings["ROTEL_OTLP_EXPORTER_RETRY_MAX_ELAPSED_TIME"] not in ("0", "0s")
+
+
+def test_rotel_launcher_builds_bearer_header(launcher: ModuleType) -> None:
+    environment = launcher.agent_environment({"DEXCOST_API_KEY": "dx_live_abc"})
+    assert environment["ROTEL_OTLP_EXPORTER_CUSTOM_HEADERS"] == "Authorization=Bearer dx_live_abc"
+
+
+def test_rotel_launcher_enables_filter(launcher: ModuleType) -> None:
+    environment = launcher.agent_environment({"DEXCOST_API_KEY": "dx_live_abc"})
+    assert environment["ROTEL_OTLP_WITH_TRACE_PROCESSOR"] == str(ROTEL / "dexcost_only.py")
+
+
+def test_rotel_environment_overrides_settings(launcher: ModuleType) -> None:
+    environment = launcher.agent_environment(
+        {"DEXCOST_API_KEY": "dx_live_abc", "ROTEL_OTLP_HTTP_ENDPOINT": "10.0.0.5:4318"}
+    )
+    assert environment["ROTEL_OTLP_HTTP_ENDPOINT"] == "10.0.0.5:4318"
+
+
+@pytest.mark.parametrize("key", ["", "dx_live_a,b", "dx_live_a b"])
+def test_rotel_launcher_rejects_invalid_key(launcher: ModuleType, key: str) -> None:
+    with pytest.raises(SystemExit, match="DEXCOST_API_KEY"):
+        launcher.agent_environment({"DEXCOST_API_KEY": key})
+
+
+def test_rotel_filter_keeps_dexcost_scope() -> None:
+    spec = importlib.util.spec_from_file_location("dexcost_only", ROTEL / "dexcost_only.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scopes = [SimpleNamespace(scope=SimpleNamespace(name=name)) for name in ("dexcost", "other")]
+    resource_spans = SimpleNamespace(scope_spans=[*scopes, SimpleNamespace(scope=None)])
+    module.process_spans(resource_spans)
+    assert resource_spans.scope_spans == scopes[:1]
