@@ -51,7 +51,7 @@ def catalog_url_problem(url: str) -> str | None:
     """Say what makes ``url`` unfit to fetch a service catalog from, or return None.
 
     A catalog sets the price of every request it matches, so it must come over https,
-    where nobody on the network path can change it. Plain http is accepted for loopback
+    where no one on the network path can change it. Plain http is accepted for loopback
     hosts only, to test a catalog served on the same machine. The same rule applies to
     each redirect the download follows.
     """
@@ -70,9 +70,8 @@ def catalog_url_problem(url: str) -> str | None:
         return "contains a user name or password, which dexcost does not send"
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return (
-            "uses plain http, where anyone on the network path could change the prices; "
-            "plain http is accepted only for a loopback host (127.0.0.1, ::1 or localhost), "
-            "to test a catalog served on this machine"
+            "uses plain http, which is accepted only for a loopback host (127.0.0.1, ::1 "
+            "or localhost) because anyone on the network path could change the prices"
         )
     return None
 

@@ -64,7 +64,7 @@ def _document(version: str, *entries: dict[str, Any]) -> dict[str, Any]:
     return {"schema_version": 1, "catalog_version": version, "services": list(entries)}
 
 
-# Stands in for the bundled file where a test needs a bundled entry on 127.0.0.1.
+# Replaces the bundled file where a test needs a bundled entry on 127.0.0.1.
 BUNDLED_DOCUMENT = _document(
     "bundled.1",
     _entry("local_search", ["/search/*"], "5"),
@@ -87,8 +87,8 @@ def _paid_reply(
 class Reply:
     """What the catalog server sends for one path.
 
-    ``drip`` sends the body one byte at a time until ``stop`` is set; ``release``, when
-    given, holds the reply back until it is set.
+    ``drip`` sends the body one byte at a time until the server closes. ``release``,
+    when given, delays the response until the event is set.
     """
 
     status: int = 200
@@ -226,18 +226,18 @@ def local_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def no_other_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Refuse to resolve any host but 127.0.0.1, and note each host asked for."""
-    asked: list[str] = []
+    """Fail to resolve any host but 127.0.0.1, and record each host requested."""
+    requested: list[str] = []
     resolve = socket.getaddrinfo
 
     def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
-        asked.append(str(host))
+        requested.append(str(host))
         if host != "127.0.0.1":
             raise socket.gaierror(socket.EAI_NONAME, "only 127.0.0.1 in this test")
         return resolve(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
-    return asked
+    return requested
 
 
 def _init(buffer_path: Path, url: str | None) -> DexcostConfig:
@@ -271,7 +271,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.parametrize("client", ["requests", "httpx"])
-def test_new_service_in_remote_catalog_prices_a_real_request(
+def test_new_remote_service_is_priced(
     client: str,
     server: CatalogServer,
     paid_api: str,
@@ -291,7 +291,7 @@ def test_new_service_in_remote_catalog_prices_a_real_request(
     assert Decimal(event["cost_usd"]) == Decimal("0.003")
 
 
-def test_remote_catalog_keeps_the_bundled_entries(server: CatalogServer, buffer_path: Path) -> None:
+def test_remote_catalog_keeps_bundled_entries(server: CatalogServer, buffer_path: Path) -> None:
     bundled_ids = {entry.id for entry in loading.active()[0].entries}
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
 
@@ -300,7 +300,7 @@ def test_remote_catalog_keeps_the_bundled_entries(server: CatalogServer, buffer_
     assert _entry_ids() == bundled_ids | {"remote_news"}
 
 
-def test_remote_entry_replaces_bundled_entry_with_same_id(
+def test_remote_entry_replaces_same_id(
     local_bundle: None, server: CatalogServer, paid_api: str, buffer_path: Path, stored: Rows
 ) -> None:
     cheaper = _entry("local_search", ["/search/*"], "4")
@@ -313,7 +313,7 @@ def test_remote_entry_replaces_bundled_entry_with_same_id(
     assert Decimal(event["cost_usd"]) == Decimal("0.004")
 
 
-def test_remote_entry_wins_over_bundled_entry_billing_same_requests(
+def test_remote_entry_wins_overlap(
     local_bundle: None, server: CatalogServer, paid_api: str, buffer_path: Path, stored: Rows
 ) -> None:
     overlapping = _entry("other_scraper", ["/scrape/*"], "9")
@@ -326,7 +326,7 @@ def test_remote_entry_wins_over_bundled_entry_billing_same_requests(
     assert event["attributes"]["dexcost.service"] == "other_scraper"
 
 
-def test_bundled_entry_stays_when_remote_catalog_does_not_list_it(
+def test_unlisted_bundled_entry_stays(
     local_bundle: None, server: CatalogServer, paid_api: str, buffer_path: Path, stored: Rows
 ) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
@@ -338,7 +338,7 @@ def test_bundled_entry_stays_when_remote_catalog_does_not_list_it(
     assert Decimal(event["cost_usd"]) == Decimal("0.002")
 
 
-def test_pricing_source_names_both_catalog_versions(
+def test_pricing_source_names_both_versions(
     local_bundle: None, server: CatalogServer, paid_api: str, buffer_path: Path, stored: Rows
 ) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
@@ -350,9 +350,7 @@ def test_pricing_source_names_both_catalog_versions(
     assert event["attributes"]["dexcost.pricing.source"] == "catalog remote.1 over bundled.1"
 
 
-def test_redirect_to_another_loopback_url_is_followed(
-    server: CatalogServer, buffer_path: Path
-) -> None:
+def test_loopback_redirect_is_followed(server: CatalogServer, buffer_path: Path) -> None:
     server.replies["/old.json"] = Reply(302, headers={"Location": "/catalog.json"})
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
 
@@ -361,7 +359,7 @@ def test_redirect_to_another_loopback_url_is_followed(
     assert "remote_news" in _entry_ids()
 
 
-def test_catalog_fetched_before_any_client_is_patched_is_used_when_one_is(
+def test_capture_started_later_uses_remote_catalog(
     server: CatalogServer, paid_api: str, buffer_path: Path, stored: Rows
 ) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
@@ -397,12 +395,12 @@ def _bad_fetch(
     return _warnings(caplog)
 
 
-def test_invalid_json_keeps_bundled_catalog_with_one_warning(
+def test_invalid_json_is_rejected(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (warning,) = _bad_fetch(server, buffer_path, Reply(body=b'{"services": ['), caplog)
 
-    assert "not a JSON document" in warning
+    assert "not valid JSON" in warning
 
 
 def test_warning_names_host_and_hides_query(
@@ -427,23 +425,23 @@ def test_one_invalid_entry_rejects_whole_catalog(
     assert "catalog entry 'broken_prices', field 'price_usd'" in warning
 
 
-def test_deeply_nested_reply_is_refused(
+def test_deeply_nested_json_is_rejected(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (warning,) = _bad_fetch(server, buffer_path, Reply(body=b"[" * 200_000), caplog)
 
-    assert "not a JSON document" in warning
+    assert "not valid JSON" in warning
 
 
-def test_server_error_keeps_bundled_catalog(
+def test_server_error_is_rejected(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (warning,) = _bad_fetch(server, buffer_path, Reply(500, b"oops"), caplog)
 
-    assert "answered HTTP 500" in warning
+    assert "the server returned HTTP 500" in warning
 
 
-def test_announced_oversize_body_is_refused_unread(
+def test_oversize_content_length_is_rejected(
     server: CatalogServer,
     buffer_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -454,10 +452,10 @@ def test_announced_oversize_body_is_refused_unread(
 
     (warning,) = _bad_fetch(server, buffer_path, Reply(body=body), caplog)
 
-    assert f"announced {len(body)} bytes, more than the limit of 1000" in warning
+    assert f"the response is {len(body)} bytes, over the 1000-byte limit" in warning
 
 
-def test_oversize_body_without_length_stops_reading_past_limit(
+def test_oversize_chunked_body_stops_reading(
     server: CatalogServer,
     buffer_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -469,7 +467,7 @@ def test_oversize_body_without_length_stops_reading_past_limit(
 
     (warning,) = _bad_fetch(server, buffer_path, Reply(body=body, chunked=True), caplog)
 
-    assert "sent more than the limit of 1000 bytes" in warning
+    assert "the response is over the 1000-byte limit" in warning
     assert server.cut_off.wait(timeout=30)
 
 
@@ -485,24 +483,24 @@ def test_slow_drip_body_times_out(
 
     (warning,) = _bad_fetch(server, buffer_path, Reply(body=body, drip=True), caplog)
 
-    assert "did not send the catalog within 0.5 seconds" in warning
+    assert "timed out after 0.5 seconds" in warning
 
 
-def test_reply_held_back_past_timeout_times_out(
+def test_delayed_response_times_out(
     server: CatalogServer,
     buffer_path: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(remote, "FETCH_TIMEOUT_SECONDS", 0.5)
-    held = Reply(body=_json(REMOTE_DOCUMENT), release=threading.Event())
+    delayed = Reply(body=_json(REMOTE_DOCUMENT), release=threading.Event())
 
-    (warning,) = _bad_fetch(server, buffer_path, held, caplog)
+    (warning,) = _bad_fetch(server, buffer_path, delayed, caplog)
 
-    assert "did not send the catalog within 0.5 seconds" in warning
+    assert "timed out after 0.5 seconds" in warning
 
 
-def test_refused_connection_keeps_bundled_catalog(
+def test_refused_connection_is_reported(
     buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with socket.socket() as unused:
@@ -513,7 +511,7 @@ def test_refused_connection_keeps_bundled_catalog(
         _fetched(buffer_path, f"http://127.0.0.1:{port}/catalog.json")
 
     (warning,) = _warnings(caplog)
-    assert "could not be reached" in warning
+    assert "connection failed" in warning
     assert loading.active()[0] == before
 
 
@@ -521,7 +519,7 @@ def test_refused_connection_keeps_bundled_catalog(
     "location",
     ["file:///etc/hosts", "http://catalog.example/catalog.json", "ftp://127.0.0.1/c.json"],
 )
-def test_redirect_to_url_failing_the_rule_is_not_followed(
+def test_unsafe_redirect_is_rejected(
     location: str,
     server: CatalogServer,
     buffer_path: Path,
@@ -530,25 +528,25 @@ def test_redirect_to_url_failing_the_rule_is_not_followed(
 ) -> None:
     (warning,) = _bad_fetch(server, buffer_path, Reply(302, headers={"Location": location}), caplog)
 
-    assert "which dexcost does not follow" in warning
+    assert "rejected because that URL" in warning
     assert no_other_hosts == ["127.0.0.1"]
 
 
-def test_redirect_loop_ends_after_three_redirects(
+def test_redirect_loop_stops_after_three(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (warning,) = _bad_fetch(
         server, buffer_path, Reply(302, headers={"Location": "/catalog.json"}), caplog
     )
 
-    assert "redirected more than 3 times" in warning
+    assert "more than 3 redirects" in warning
     assert len(server.targets) == 4
 
 
 # --- init() never waits -------------------------------------------------------------
 
 
-def test_init_returns_while_server_holds_reply(server: CatalogServer, buffer_path: Path) -> None:
+def test_init_returns_during_delayed_response(server: CatalogServer, buffer_path: Path) -> None:
     release = threading.Event()
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT), release=release)
 
@@ -584,7 +582,7 @@ def test_requests_during_fetch_use_bundled_catalog(
 # --- the cache ----------------------------------------------------------------------
 
 
-def test_good_catalog_is_cached_next_to_buffer(server: CatalogServer, buffer_path: Path) -> None:
+def test_catalog_is_cached_next_to_buffer(server: CatalogServer, buffer_path: Path) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
 
     _fetched(buffer_path, server.url("/catalog.json"))
@@ -618,7 +616,7 @@ def test_offline_start_uses_cached_catalog(
     assert event["attributes"]["dexcost.service"] == "remote_news"
 
 
-def test_failed_fetch_warning_says_cached_catalog_stays(
+def test_failed_fetch_keeps_cached_catalog(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
@@ -632,10 +630,10 @@ def test_failed_fetch_warning_says_cached_catalog_stays(
         _fetched(buffer_path, url)
 
     (warning,) = _warnings(caplog)
-    assert warning.endswith("it keeps using the cached catalog")
+    assert warning.endswith("The cached catalog stays in use.")
 
 
-def test_cache_is_used_before_the_fetch_ends(server: CatalogServer, buffer_path: Path) -> None:
+def test_cache_is_used_before_download(server: CatalogServer, buffer_path: Path) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
     url = server.url("/catalog.json")
     _fetched(buffer_path, url)
@@ -652,9 +650,7 @@ def test_cache_is_used_before_the_fetch_ends(server: CatalogServer, buffer_path:
     release.set()
 
 
-def test_corrupt_cache_is_ignored_with_warning(
-    buffer_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_corrupt_cache_is_ignored(buffer_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     remote.cache_path(buffer_path).write_text('{"format": 1, "catalog": ')
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
@@ -665,8 +661,8 @@ def test_corrupt_cache_is_ignored_with_warning(
         _fetched(buffer_path, f"http://127.0.0.1:{port}/catalog.json")
 
     first, second = _warnings(caplog)
-    assert first.startswith("dexcost ignores its cached service catalog")
-    assert second.endswith("it keeps using the bundled catalog")
+    assert first.startswith("dexcost ignored its cached service catalog")
+    assert second.endswith("The bundled catalog stays in use.")
     assert loading.active()[0] == before
 
 
@@ -691,7 +687,7 @@ def test_cache_with_invalid_entry_is_ignored(
     assert "remote_news" not in _entry_ids()
 
 
-def test_cache_of_another_url_is_not_used(server: CatalogServer, buffer_path: Path) -> None:
+def test_cache_of_other_url_unused(server: CatalogServer, buffer_path: Path) -> None:
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
     _fetched(buffer_path, server.url("/catalog.json"))
     dexcost.shutdown()
@@ -702,7 +698,7 @@ def test_cache_of_another_url_is_not_used(server: CatalogServer, buffer_path: Pa
     assert "remote_news" not in _entry_ids()
 
 
-def test_cache_write_failure_is_a_warning(
+def test_cache_write_failure_is_logged(
     server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     remote.cache_path(buffer_path).mkdir()  # a folder where the file would go
@@ -712,7 +708,7 @@ def test_cache_write_failure_is_a_warning(
         _fetched(buffer_path, server.url("/catalog.json"))
 
     # The folder also cannot be read as a cache at start, which is warned about first.
-    assert _warnings(caplog)[-1].startswith("dexcost could not cache its service catalog")
+    assert _warnings(caplog)[-1].startswith("dexcost could not write its service catalog cache")
     assert "remote_news" in _entry_ids()
     assert list(buffer_path.parent.glob("buffer.db.catalog.json.*")) == []
 
@@ -729,9 +725,7 @@ def test_init_without_url_drops_remote_catalog(server: CatalogServer, buffer_pat
     assert "remote_news" not in _entry_ids()
 
 
-def test_fetch_made_obsolete_by_later_init_changes_nothing(
-    server: CatalogServer, buffer_path: Path
-) -> None:
+def test_obsolete_fetch_changes_nothing(server: CatalogServer, buffer_path: Path) -> None:
     release = threading.Event()
     server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT), release=release)
     _init(buffer_path, server.url("/catalog.json"))
@@ -749,7 +743,7 @@ def test_fetch_made_obsolete_by_later_init_changes_nothing(
 # --- dexcost does not observe its own download --------------------------------------
 
 
-def test_fetch_is_invisible_to_app_tracing_and_dexcost(
+def test_fetch_is_not_traced(
     server: CatalogServer,
     buffer_path: Path,
     stored: Rows,
@@ -792,9 +786,7 @@ def test_fetch_is_invisible_to_app_tracing_and_dexcost(
 # --- the swap is atomic -------------------------------------------------------------
 
 
-def test_requests_see_a_catalog_at_every_moment_of_swaps(
-    local_bundle: None, buffer_path: Path
-) -> None:
+def test_catalog_swap_is_atomic(local_bundle: None, buffer_path: Path) -> None:
     _init(buffer_path, None)
     updated = parse_catalog(_document("remote.5", _entry("local_search", ["/search/*"], "4")))
     stop = threading.Event()
@@ -831,11 +823,11 @@ def test_requests_see_a_catalog_at_every_moment_of_swaps(
         "http://localhost/services.json",
     ],
 )
-def test_https_and_loopback_http_urls_are_accepted(url: str) -> None:
+def test_https_and_loopback_urls_accepted(url: str) -> None:
     assert DexcostConfig(storage="local", service_catalog_url=url).service_catalog_url == url
 
 
-def test_plain_http_to_another_host_is_refused_with_the_fix() -> None:
+def test_plain_http_url_is_rejected() -> None:
     with pytest.raises(ValueError) as raised:
         DexcostConfig(storage="local", service_catalog_url="http://catalog.example.com/c.json")
 
@@ -855,14 +847,14 @@ def test_plain_http_to_another_host_is_refused_with_the_fix() -> None:
         ("https://catalog.example.com:99999/c.json", "is not a valid URL"),
     ],
 )
-def test_unusable_url_is_refused(url: str, problem: str) -> None:
+def test_invalid_url_is_rejected(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match="service_catalog_url") as raised:
         DexcostConfig(storage="local", service_catalog_url=url)
 
     assert problem in str(raised.value)
 
 
-def test_init_refuses_plain_http_url_before_starting_anything(buffer_path: Path) -> None:
+def test_init_rejects_plain_http_url(buffer_path: Path) -> None:
     with pytest.raises(ValueError, match="uses plain http"):
         _init(buffer_path, "http://catalog.example.com/c.json")
 

@@ -76,11 +76,11 @@ def set_remote(remote: Catalog | None) -> None:
 def merge(base: Catalog, remote: Catalog) -> Catalog:
     """Return ``remote``'s entries, then those of ``base`` whose id it does not replace."""
     replaced = {entry.id for entry in remote.entries}
-    kept = tuple(entry for entry in base.entries if entry.id not in replaced)
+    remaining = tuple(entry for entry in base.entries if entry.id not in replaced)
     return Catalog(
         schema_version=remote.schema_version,
         catalog_version=f"{remote.catalog_version} over {base.catalog_version}",
-        entries=remote.entries + kept,
+        entries=remote.entries + remaining,
     )
 
 

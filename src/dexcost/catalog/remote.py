@@ -3,17 +3,17 @@
 ``init(service_catalog_url=...)`` calls :func:`start`, which returns at once. One
 daemon thread then:
 
-1. reads the copy cached next to the buffer by an earlier start (``<buffer>.catalog.json``)
-   and, when it is valid and came from the same URL, puts it in use: it is the last
-   good copy, and an offline start keeps its services;
+1. reads the copy that an earlier start cached next to the buffer
+   (``<buffer>.catalog.json``). A valid copy of the same URL is put in use at once,
+   so a start without network access keeps the remote services;
 2. downloads the URL, within :data:`FETCH_TIMEOUT_SECONDS` in total and
    :data:`MAX_CATALOG_BYTES`, following at most :data:`MAX_REDIRECTS` redirects that
    each pass the same URL rule as ``service_catalog_url``;
 3. validates the document with the bundled file's validator, all or nothing, puts it in
    use and writes it to the cache, through a temporary file and a rename.
 
-A failure at step 2 or 3 logs one warning naming the URL's host (never its query,
-which may hold a token) and keeps the catalog in use. The thread runs in an empty
+A failure at step 2 or 3 logs one warning with the URL's host, never its query (which
+may contain a token), and the catalog in use stays. The thread runs in an empty
 context with OpenTelemetry instrumentation suppressed, and downloads with
 ``http.client``, which the application's instrumentation does not patch: dexcost
 never traces, prices or attributes its own download.
@@ -56,8 +56,8 @@ logger = logging.getLogger(__name__)
 # The whole download, redirects and a slowly sent body included, ends within this time.
 # Name resolution is the exception: the system resolver cannot be interrupted.
 FETCH_TIMEOUT_SECONDS: Final = 5.0
-# A reply longer than this is refused; reading stops as soon as it is passed.
-MAX_CATALOG_BYTES: Final = 5 * 1024 * 1024
+# A longer response is rejected, and reading stops as soon as it passes this size.
+MAX_CATALOG_BYTES: Final = 5_000_000
 MAX_REDIRECTS: Final = 3
 CACHE_SUFFIX: Final = ".catalog.json"
 
@@ -66,14 +66,14 @@ _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE: Final = 64 * 1024
 
 _lock = threading.Lock()
-# Bumped by each start(); a fetch whose generation is no longer current changes nothing.
+# Incremented by each start(). A fetch from an older generation changes nothing.
 _generation = 0
 _url: str | None = None
 _thread: threading.Thread | None = None
 
 
 class FetchError(Exception):
-    """A download or document that cannot be used; the message never contains the URL."""
+    """Failed download or invalid document. The message never contains the URL."""
 
 
 def cache_path(buffer_path: Path) -> Path:
@@ -82,10 +82,11 @@ def cache_path(buffer_path: Path) -> Path:
 
 
 def start(url: str | None, buffer_path: Path | None) -> None:
-    """Fetch ``url`` in the background and merge it; None drops any remote catalog.
+    """Fetch ``url`` in the background and merge it over the bundled catalog.
 
-    ``url`` must have passed :func:`dexcost.config.catalog_url_problem`. A catalog from
-    another URL stops being used at once. ``buffer_path`` None keeps no cache.
+    ``url`` must pass :func:`dexcost.config.catalog_url_problem`. None, or another URL
+    than the previous call's, drops the catalog in use at once. With ``buffer_path``
+    None, no cache is read or written.
     """
     global _generation, _url, _thread
     with _lock:
@@ -110,12 +111,12 @@ def start(url: str | None, buffer_path: Path | None) -> None:
 
 
 def stop() -> None:
-    """Drop the remote catalog; a fetch still running changes nothing when it ends."""
+    """Drop the remote catalog. A fetch that is still running changes nothing."""
     start(None, None)
 
 
 def wait(timeout: float | None = None) -> bool:
-    """Wait for the latest fetch to end; return False if it still runs after ``timeout``."""
+    """Wait for the latest fetch to end. Return False if it still runs after ``timeout``."""
     thread = _thread
     if thread is None:
         return True
@@ -124,7 +125,7 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def download(url: str) -> bytes:
-    """Return the body of a 2xx reply to ``GET url``, or raise :class:`FetchError`."""
+    """Return the body of a 2xx response to ``GET url``, or raise :class:`FetchError`."""
     deadline = time.monotonic() + FETCH_TIMEOUT_SECONDS
     for _ in range(MAX_REDIRECTS + 1):
         location, body = _get(url, deadline)
@@ -133,35 +134,34 @@ def download(url: str) -> bytes:
         target = urljoin(url, location)
         problem = catalog_url_problem(target)
         if problem is None and url.startswith("https:") and not target.startswith("https:"):
-            problem = "leaves https"
+            problem = "switches from https to plain http"
         if problem is not None:
             raise FetchError(
-                f"redirected to {_where(target)}, which dexcost does not follow: that URL "
-                f"{problem}; set service_catalog_url to the catalog's final https URL"
+                f"redirect to {_where(target)} rejected because that URL {problem}. "
+                "Set service_catalog_url to the catalog's final https URL"
             )
         url = target
     raise FetchError(
-        f"redirected more than {MAX_REDIRECTS} times; set service_catalog_url to the "
-        "catalog's final URL"
+        f"more than {MAX_REDIRECTS} redirects. Set service_catalog_url to the catalog's final URL"
     )
 
 
 def parse(body: bytes) -> tuple[Any, Catalog]:
-    """Decode and validate a downloaded catalog; return the document and the catalog."""
+    """Decode and validate a downloaded catalog. Return the document and the catalog."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as error:
         # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
-        raise FetchError(f"sent a reply that is not a JSON document ({error})") from None
+        raise FetchError(f"the response is not valid JSON ({error})") from None
     try:
         return document, parse_catalog(document)
     except ValueError as error:
-        raise FetchError(f"sent an invalid catalog: {error}") from None
+        raise FetchError(f"invalid catalog: {error}") from None
 
 
 def _run(generation: int, url: str, cached: Path | None) -> None:
-    # A fresh context holds none of the application's context variables (its span,
-    # dexcost's attribution), whatever the thread patches copied into this thread.
+    # A fresh context contains none of the application's context variables (its span,
+    # dexcost's attribution), even when a thread patch copied them into this thread.
     contextvars.Context().run(_run_quietly, generation, url, cached)
 
 
@@ -187,8 +187,8 @@ def _update(generation: int, url: str, cached: Path | None) -> None:
         document, catalog = parse(download(url))
     except FetchError as error:
         logger.warning(
-            "dexcost could not update its service catalog from %s: the server %s; "
-            "it keeps using the %s catalog",
+            "dexcost could not update its service catalog from %s: %s. The %s catalog "
+            "stays in use.",
             _where(url),
             error,
             in_use,
@@ -214,10 +214,10 @@ def _use(catalog: Catalog | None) -> None:
 
     capture = sys.modules.get("dexcost.http.capture")
     # The capture keeps the matcher it was configured with, so it is configured again.
-    # That replaces its state in one assignment: a request on another thread sees the
-    # old catalog or the new one, never none. Holding the capture's lock orders this
-    # after a configuration that read the old catalog. A capture not yet configured
-    # reads the new catalog when it is.
+    # That replaces its state in one assignment, so a request on another thread is
+    # matched against the old catalog or the new one, never against none. The
+    # capture's lock orders this after a configuration that read the old catalog. A
+    # capture that is not configured yet reads the new catalog when it is.
     # TODO: call a public function of dexcost.http that does this.
     with http_capture._lock:
         if (
@@ -230,7 +230,7 @@ def _use(catalog: Catalog | None) -> None:
 
 
 class _Deadline:
-    """Shut a connection's socket down when the time is up, so no read outlasts it."""
+    """Timer that shuts a connection's socket down at the deadline, ending any read."""
 
     def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
         self.expired = False
@@ -251,10 +251,10 @@ class _Deadline:
 
 
 def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
-    """Send one GET; return ``(location, b"")`` for a redirect, else ``(None, body)``."""
+    """Send one GET. Return ``(location, b"")`` for a redirect, else ``(None, body)``."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FetchError(f"did not send the catalog within {FETCH_TIMEOUT_SECONDS:g} seconds")
+        raise FetchError(_timed_out())
     parts = urlsplit(url)
     host = parts.hostname or ""
     connection: http.client.HTTPConnection
@@ -282,48 +282,50 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
         if status in _REDIRECT_STATUSES:
             location = response.getheader("location")
             if not location:
-                raise FetchError(f"answered HTTP {status} without a Location header")
+                raise FetchError(f"the server returned HTTP {status} without a Location")
             return location, b""
         if not 200 <= status < 300:
-            raise FetchError(f"answered HTTP {status}")
+            raise FetchError(f"the server returned HTTP {status}")
         body = _read_body(response)
         if watch.expired:
-            raise FetchError(f"did not send the catalog within {FETCH_TIMEOUT_SECONDS:g} seconds")
+            raise FetchError(_timed_out())
         return None, body
     except (OSError, http.client.HTTPException) as error:
         if watch.expired or isinstance(error, TimeoutError):
-            raise FetchError(
-                f"did not send the catalog within {FETCH_TIMEOUT_SECONDS:g} seconds"
-            ) from None
-        # Only a malformed URL makes http.client's message quote it, and the URL rule
-        # refuses those; the type name is enough then.
+            raise FetchError(_timed_out()) from None
+        # http.client quotes the URL only in InvalidURL messages, so those show the type.
+        # The URL rule rejects such URLs before this point anyway.
         detail = type(error).__name__ if isinstance(error, http.client.InvalidURL) else error
-        raise FetchError(f"could not be reached ({detail})") from None
+        raise FetchError(f"connection failed ({detail})") from None
     finally:
         watch.cancel()
         connection.close()
+
+
+def _timed_out() -> str:
+    return f"timed out after {FETCH_TIMEOUT_SECONDS:g} seconds"
 
 
 def _read_body(response: http.client.HTTPResponse) -> bytes:
     limit = MAX_CATALOG_BYTES
     length = response.getheader("content-length", "").strip()
     if length.isdigit() and int(length) > limit:
-        raise FetchError(f"announced {int(length)} bytes, more than the limit of {limit}")
+        raise FetchError(f"the response is {int(length)} bytes, over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     while True:
-        # read1 returns what one read gives, so each loop checks the size and the time.
+        # read1() makes at most one read, so the size is checked after each one.
         chunk = response.read1(_READ_SIZE)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
-            raise FetchError(f"sent more than the limit of {limit} bytes")
+            raise FetchError(f"the response is over the {limit}-byte limit")
         chunks.append(chunk)
 
 
 def _where(url: str) -> str:
-    """Return the host and port of ``url``: what a log line may show of it."""
+    """Return the host and port of ``url``, the only parts of it that logs show."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -340,7 +342,7 @@ def _url_digest(url: str) -> str:
 
 
 def _read_cache(path: Path, url: str) -> Catalog | None:
-    """Return the cached catalog of ``url``; None when there is none or it is invalid."""
+    """Return the cached catalog of ``url``, or None if it is missing or invalid."""
     try:
         with path.open("rb") as file:
             data = file.read(2 * MAX_CATALOG_BYTES + 1)
@@ -348,22 +350,25 @@ def _read_cache(path: Path, url: str) -> Catalog | None:
         return None
     except OSError as error:
         logger.warning(
-            "dexcost ignores its cached service catalog %s: it cannot be read (%s)", path, error
+            "dexcost ignored its cached service catalog %s: read failed (%s). The next "
+            "download replaces it.",
+            path,
+            error,
         )
         return None
     try:
         if len(data) > 2 * MAX_CATALOG_BYTES:
-            raise ValueError("it is larger than any catalog dexcost downloads")
+            raise ValueError("the file is larger than any catalog dexcost downloads")
         cache = json.loads(data)
         if not isinstance(cache, dict) or cache.get("format") != _CACHE_FORMAT:
-            raise ValueError(f"it is not a format {_CACHE_FORMAT} catalog cache")
+            raise ValueError(f"the file is not a format {_CACHE_FORMAT} catalog cache")
         if cache.get("url_sha256") != _url_digest(url):
-            logger.debug("dexcost's cached service catalog %s is of another URL", path)
+            logger.debug("dexcost's cached service catalog %s is from another URL", path)
             return None
         return parse_catalog(cache.get("catalog"))
     except (ValueError, RecursionError) as error:
         logger.warning(
-            "dexcost ignores its cached service catalog %s: %s; the next download replaces it",
+            "dexcost ignored its cached service catalog %s: %s. The next download replaces it.",
             path,
             error,
         )
@@ -371,10 +376,10 @@ def _read_cache(path: Path, url: str) -> Catalog | None:
 
 
 def _write_cache(path: Path, url: str, document: Any) -> None:
-    """Keep ``document`` as the last good copy; a reader never sees half a file."""
+    """Write ``document`` as the last good copy, so that no reader finds half a file."""
     cache = {
         "format": _CACHE_FORMAT,
-        # Identifies the URL without storing it: its query may hold a token.
+        # Identifies the URL without storing it, because its query may contain a token.
         "url_sha256": _url_digest(url),
         "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "catalog": document,
@@ -388,8 +393,8 @@ def _write_cache(path: Path, url: str, document: Any) -> None:
         temporary = None
     except OSError as error:
         logger.warning(
-            "dexcost could not cache its service catalog in %s (%s); a start without "
-            "network access will use the bundled catalog",
+            "dexcost could not write its service catalog cache %s (%s). A start without "
+            "network access uses the bundled catalog until a write succeeds.",
             path,
             error,
         )
