@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import http.client
+import ipaddress
 import json
 import logging
 import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -102,7 +106,8 @@ class Reply:
 class CatalogServer:
     """Serve ``replies`` (path -> Reply) on 127.0.0.1 and note what happened."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.scheme = "http" if tls is None else "https"
         self.replies: dict[str, Reply] = {}
         self.targets: list[str] = []
         self.arrived = threading.Event()
@@ -122,11 +127,13 @@ class CatalogServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -191,6 +198,68 @@ def _json(document: Any) -> bytes:
 @pytest.fixture
 def server() -> Iterator[CatalogServer]:
     catalog_server = CatalogServer().start()
+    yield catalog_server
+    catalog_server.close()
+
+
+def _certificate_files(folder: Path) -> tuple[Path, Path, Path]:
+    """Write a CA certificate and a certificate it signed for 127.0.0.1, with its key."""
+    # cryptography is not a declared test dependency, so these tests skip without it.
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dexcost test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CatalogServer]:
+    """Serve https on 127.0.0.1 with a certificate from a CA the process trusts."""
+    ca, certificate, key = _certificate_files(tmp_path)
+    # OpenSSL reads this variable when ssl.create_default_context() loads the trust store.
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    catalog_server = CatalogServer(tls=context).start()
     yield catalog_server
     catalog_server.close()
 
@@ -543,6 +612,47 @@ def test_redirect_loop_stops_after_three(
     assert len(server.targets) == 4
 
 
+# --- https ---------------------------------------------------------------------------
+
+
+def test_https_catalog_is_fetched(tls_server: CatalogServer, buffer_path: Path) -> None:
+    tls_server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
+
+    _fetched(buffer_path, tls_server.url("/catalog.json"))
+
+    assert "remote_news" in _entry_ids()
+
+
+def test_https_redirect_to_http_is_rejected(
+    tls_server: CatalogServer,
+    server: CatalogServer,
+    buffer_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
+    moved = Reply(302, headers={"Location": server.url("/catalog.json")})
+
+    (warning,) = _bad_fetch(tls_server, buffer_path, moved, caplog)
+
+    assert "switches from https to plain http" in warning
+    assert server.targets == []
+
+
+def test_untrusted_certificate_is_rejected(
+    tls_server: CatalogServer,
+    buffer_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(buffer_path.parent / "no-such-ca.pem"))
+    served = Reply(body=_json(REMOTE_DOCUMENT))
+
+    (warning,) = _bad_fetch(tls_server, buffer_path, served, caplog)
+
+    assert "CERTIFICATE_VERIFY_FAILED" in warning
+    assert tls_server.targets == []
+
+
 # --- init() never waits -------------------------------------------------------------
 
 
@@ -799,6 +909,9 @@ def test_catalog_swap_is_atomic(local_bundle: None, buffer_path: Path) -> None:
                 misses.append(1)
 
     reader = threading.Thread(target=match_repeatedly)
+    interval = sys.getswitchinterval()
+    # Switching threads every microsecond lets the reader run inside any gap of a swap.
+    sys.setswitchinterval(1e-6)
     reader.start()
     try:
         for swap in range(400):
@@ -806,6 +919,7 @@ def test_catalog_swap_is_atomic(local_bundle: None, buffer_path: Path) -> None:
     finally:
         stop.set()
         reader.join(timeout=30)
+        sys.setswitchinterval(interval)
 
     assert misses == []
 
