@@ -850,6 +850,24 @@ def test_obsolete_fetch_changes_nothing(server: CatalogServer, buffer_path: Path
     assert "remote_news" not in _entry_ids()
 
 
+def test_obsolete_failed_fetch_logs_nothing(
+    server: CatalogServer, buffer_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+    server.replies["/catalog.json"] = Reply(500, b"oops", release=release)
+    _init(buffer_path, server.url("/catalog.json"))
+    assert server.arrived.wait(timeout=30)
+    first = remote._thread
+    assert first is not None
+
+    with caplog.at_level(logging.WARNING):
+        _init(buffer_path, None)
+        release.set()
+        first.join(timeout=30)
+
+    assert _warnings(caplog) == []
+
+
 # --- dexcost does not observe its own download --------------------------------------
 
 

@@ -186,6 +186,8 @@ def _update(generation: int, url: str, cached: Path | None) -> None:
     try:
         document, catalog = parse(download(url))
     except FetchError as error:
+        if generation != _generation:
+            return  # a later init() replaced this URL, so its failure no longer matters
         logger.warning(
             "dexcost could not update its service catalog from %s: %s. The %s catalog "
             "stays in use.",
@@ -258,6 +260,8 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
     parts = urlsplit(url)
     host = parts.hostname or ""
     connection: http.client.HTTPConnection
+    # NOTE: the connection is direct. HTTPS_PROXY and the other proxy variables are not
+    # read, so a network that allows outbound https only through a proxy fails here.
     if parts.scheme == "https":
         context = ssl.create_default_context()
         connection = http.client.HTTPSConnection(
