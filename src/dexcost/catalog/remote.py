@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import (
@@ -64,6 +64,11 @@ CACHE_SUFFIX: Final = ".catalog.json"
 _CACHE_FORMAT: Final = 1
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE: Final = 64 * 1024
+_HEADERS: Final = {
+    "Accept": "application/json",
+    "Accept-Encoding": "identity",
+    "User-Agent": f"dexcost/{__version__}",
+}
 
 _lock = threading.Lock()
 # Incremented by each start(). A fetch from an older generation changes nothing.
@@ -252,35 +257,33 @@ class _Deadline:
         self._timer.cancel()
 
 
+def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
+    """Create a connection to the URL's host, not yet open. https verifies the certificate."""
+    host = parts.hostname or ""
+    # NOTE: the connection is direct. HTTPS_PROXY and the other proxy variables are not
+    # read, so a network that allows outbound https only through a proxy fails here.
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        return http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(host, parts.port, timeout=timeout)
+
+
 def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
     """Send one GET. Return ``(location, b"")`` for a redirect, else ``(None, body)``."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchError(_timed_out())
+
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    connection: http.client.HTTPConnection
-    # NOTE: the connection is direct. HTTPS_PROXY and the other proxy variables are not
-    # read, so a network that allows outbound https only through a proxy fails here.
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        connection = http.client.HTTPSConnection(
-            host, parts.port, timeout=remaining, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=remaining)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection = _connection(parts, remaining)
+    except OSError as error:  # ssl.SSLError from a trust store that cannot be read
+        raise FetchError(f"TLS setup failed ({error})") from None
+
     watch = _Deadline(connection, remaining)
     try:
-        connection.request(
-            "GET",
-            target,
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": "identity",
-                "User-Agent": f"dexcost/{__version__}",
-            },
-        )
+        connection.request("GET", target, headers=_HEADERS)
         response = connection.getresponse()
         status = response.status
         if status in _REDIRECT_STATUSES:
@@ -290,6 +293,7 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
             return location, b""
         if not 200 <= status < 300:
             raise FetchError(f"the server returned HTTP {status}")
+
         body = _read_body(response)
         if watch.expired:
             raise FetchError(_timed_out())
