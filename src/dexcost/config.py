@@ -36,6 +36,46 @@ def _plain_http_allowed(host: str) -> bool:
     return host in allowed - {""}
 
 
+def is_loopback_host(host: str) -> bool:
+    """Return True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, not an address
+
+
+def catalog_url_problem(url: str) -> str | None:
+    """Say what makes ``url`` unfit to fetch a service catalog from, or return None.
+
+    A catalog sets the price of every request it matches, so it must come over https,
+    where no one on the network path can change it. Plain http is accepted for loopback
+    hosts only, to test a catalog served on the same machine. The same rule applies to
+    each redirect the download follows.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port outside 0-65535
+    except ValueError as error:
+        return f"is not a valid URL ({error})"
+    if not url.isascii() or not url.isprintable() or " " in url or port == 0:
+        return "is not a valid URL: percent-encode spaces and other special characters"
+    if parts.scheme not in ("http", "https"):
+        return "is not an https URL"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "contains a user name or password, which dexcost does not send"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return (
+            "uses plain http, which is accepted only for a loopback host (127.0.0.1, ::1 "
+            "or localhost) because anyone on the network path could change the prices"
+        )
+    return None
+
+
 def mask_key(key: str) -> str:
     """Return a key shortened so it can appear in messages: its prefix and last 4 characters."""
     for prefix in KEY_PREFIXES:
@@ -178,11 +218,12 @@ class DexcostConfig:
         if self.service_catalog_url is None:
             return
         _check_type("service_catalog_url", self.service_catalog_url, str, "pass a URL string")
-        scheme = urlsplit(self.service_catalog_url).scheme
-        if scheme not in ("http", "https"):
+        problem = catalog_url_problem(self.service_catalog_url)
+        if problem is not None:
             raise ValueError(
-                f"service_catalog_url {self.service_catalog_url!r} is not an http(s) URL; "
-                "pass an https:// URL of a catalog JSON file"
+                f"service_catalog_url {self.service_catalog_url!r} {problem}; pass the https:// "
+                "URL of a catalog JSON file, such as "
+                "'https://example.com/dexcost/services.json'"
             )
 
     # --- derived settings ---

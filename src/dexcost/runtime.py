@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -198,8 +199,18 @@ def init(
     with _lock:
         new = Runtime(config)
         _activate(new, stop=_runtime)
+        _update_service_catalog(config, new.buffer_path)
     logger.debug("dexcost initialised: %r, buffer %s", config, new.buffer_path)
     return config
+
+
+def _update_service_catalog(config: DexcostConfig, buffer_path: Path | None) -> None:
+    """Fetch ``service_catalog_url`` in the background, or drop one an earlier init() set."""
+    if config.service_catalog_url is None and "dexcost.catalog.remote" not in sys.modules:
+        return  # no catalog code is imported unless it is needed
+    from dexcost.catalog import remote
+
+    remote.start(config.service_catalog_url, buffer_path)
 
 
 def _activate(new: Runtime, *, stop: Runtime | None) -> None:

@@ -1,7 +1,10 @@
 """The service catalog: paid non-LLM APIs, the requests they bill and their public prices.
 
 - :mod:`~dexcost.catalog.schema`: the format and its validator (:func:`parse_catalog`).
-- :mod:`~dexcost.catalog.loading`: the bundled catalog, read on first use.
+- :mod:`~dexcost.catalog.loading`: the catalog in use, the bundled file read on first use.
+- :mod:`~dexcost.catalog.remote`: a catalog from ``service_catalog_url``, fetched in the
+  background, merged over the bundled one and cached next to the buffer. It is imported
+  only when that setting is used.
 - :mod:`~dexcost.catalog.matching`: ``(host, path, method)`` to the entry that bills it.
 - :mod:`~dexcost.catalog.pricing`: the units and exact cost of one request.
 """

@@ -1,8 +1,13 @@
-"""Loading the catalog bundled with dexcost, once and only when a request needs it.
+"""The catalog in use: the bundled file, with a remote catalog merged over it when set.
 
 ``import dexcost`` never reads the file: the HTTP capture loads the catalog when it
 patches the first HTTP client library. A missing or invalid bundled file is logged and
 treated as an empty catalog, so the application still runs.
+
+A remote catalog (``init(service_catalog_url=...)``, see :mod:`dexcost.catalog.remote`)
+is a layer over the bundled file: its entries replace bundled entries with the same id,
+add the others, and come first in matching order, so where a remote entry and a
+bundled entry bill the same request with equally specific hosts, the remote one wins.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ BUNDLED_PATH: Final = Path(__file__).parent / "data" / "services.json"
 EMPTY: Final = Catalog(schema_version=1, catalog_version="none", entries=())
 
 _lock = threading.Lock()
-_bundled: tuple[Catalog, Matcher] | None = None
+# The bundled file, read once.
+_bundled_file: Catalog | None = None
+# The remote catalog merged over the bundled file, or None.
+_remote: Catalog | None = None
+# The catalog in use and its matcher, built on first use after each change.
+_active: tuple[Catalog, Matcher] | None = None
 
 
 def load_catalog_file(path: Path) -> Catalog:
@@ -32,17 +42,54 @@ def load_catalog_file(path: Path) -> Catalog:
     return parse_catalog(document)
 
 
-def bundled() -> tuple[Catalog, Matcher]:
-    """Return the bundled catalog and its matcher, loading them on the first call."""
-    global _bundled
-    loaded = _bundled
+def active() -> tuple[Catalog, Matcher]:
+    """Return the catalog in use and its matcher, loading the bundled file on first use."""
+    global _active
+    loaded = _active
     if loaded is not None:
         return loaded
     with _lock:
-        if _bundled is None:
-            catalog = _load_bundled()
-            _bundled = (catalog, Matcher(catalog.entries))
-        return _bundled
+        if _active is None:
+            catalog = _bundled()
+            if _remote is not None:
+                catalog = merge(catalog, _remote)
+            _active = (catalog, Matcher(catalog.entries))
+        return _active
+
+
+# The name the HTTP capture imports.
+bundled = active
+
+
+def set_remote(remote: Catalog | None) -> None:
+    """Merge ``remote`` over the bundled file from now on (None: the bundled file alone).
+
+    The next :func:`active` call builds the new catalog and matcher. Readers that hold
+    the previous pair keep a consistent one: nothing in it changes.
+    """
+    global _remote, _active
+    with _lock:
+        _remote = remote
+        _active = None
+
+
+def merge(base: Catalog, remote: Catalog) -> Catalog:
+    """Return ``remote``'s entries, then those of ``base`` whose id it does not replace."""
+    replaced = {entry.id for entry in remote.entries}
+    remaining = tuple(entry for entry in base.entries if entry.id not in replaced)
+    return Catalog(
+        schema_version=remote.schema_version,
+        catalog_version=f"{remote.catalog_version} over {base.catalog_version}",
+        entries=remote.entries + remaining,
+    )
+
+
+def _bundled() -> Catalog:
+    """Return the bundled file's catalog, reading it on the first call; hold ``_lock``."""
+    global _bundled_file
+    if _bundled_file is None:
+        _bundled_file = _load_bundled()
+    return _bundled_file
 
 
 def _load_bundled() -> Catalog:
