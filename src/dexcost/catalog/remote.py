@@ -31,7 +31,6 @@ import logging
 import os
 import socket
 import ssl
-import sys
 import tempfile
 import threading
 import time
@@ -219,21 +218,8 @@ def _use(catalog: Catalog | None) -> None:
     loading.set_remote(catalog)
     from dexcost import http as http_capture
 
-    capture = sys.modules.get("dexcost.http.capture")
-    # The capture keeps the matcher it was configured with, so it is configured again.
-    # That replaces its state in one assignment, so a request on another thread is
-    # matched against the old catalog or the new one, never against none. The
-    # capture's lock orders this after a configuration that read the old catalog. A
-    # capture that is not configured yet reads the new catalog when it is.
-    # TODO: call a public function of dexcost.http that does this.
-    with http_capture._lock:
-        if (
-            http_capture._active
-            and http_capture._catalog_override is None
-            and capture is not None
-            and capture.is_configured()
-        ):
-            http_capture._configure()
+    # A capture that is not configured yet reads the new catalog when it is.
+    http_capture.refresh_catalog()
 
 
 class _Deadline:

@@ -106,6 +106,24 @@ def use_catalog(catalog: Catalog | None) -> None:
             _configure()
 
 
+def refresh_catalog() -> None:
+    """Match requests against the catalog in use now, if the capture is configured.
+
+    The capture keeps the matcher it was configured with, so a new catalog needs a
+    new configuration. It replaces the capture's state in one assignment, so a request
+    on another thread is matched against the old catalog or the new one, never none.
+    """
+    with _lock:
+        capture = sys.modules.get("dexcost.http.capture")
+        if (
+            _active
+            and _catalog_override is None
+            and capture is not None
+            and capture.is_configured()
+        ):
+            _configure()
+
+
 def _configure() -> None:
     from dexcost.catalog.loading import bundled
     from dexcost.http import capture
