@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -53,10 +54,48 @@ def test_failed_import_keeps_callback(module_dir: Path) -> None:
     seen: list[ModuleType] = []
     when_imported("dexcost_hook_probe_d", seen.append)
     with pytest.raises(RuntimeError):
-        import dexcost_hook_probe_d  # type: ignore[import-not-found]  # noqa: F401
+        import dexcost_hook_probe_d  # type: ignore[import-not-found]
     probe.write_text("VALUE = 3\n")
     sys.modules.pop("dexcost_hook_probe_d", None)
 
-    import dexcost_hook_probe_d  # type: ignore[import-not-found]  # noqa: F811
+    import dexcost_hook_probe_d  # type: ignore[import-not-found]
 
     assert seen == [dexcost_hook_probe_d]
+
+
+def test_callback_waits_for_import_on_other_thread(module_dir: Path) -> None:
+    # The probe module blocks half-way through its import until the test releases it,
+    # like a library imported by a background thread while init() runs.
+    (module_dir / "dexcost_hook_probe_slow.py").write_text(
+        "import threading\n"
+        "STARTED = threading.Event()\n"
+        "RELEASE = threading.Event()\n"
+        "STARTED.set()\n"
+        "RELEASE.wait(30)\n"
+        "Client = object\n"
+    )
+    importer = threading.Thread(target=__import__, args=("dexcost_hook_probe_slow",))
+    importer.start()
+    for _ in range(3000):
+        partial = sys.modules.get("dexcost_hook_probe_slow")
+        if partial is not None and hasattr(partial, "STARTED"):
+            break
+        threading.Event().wait(0.01)
+    assert partial is not None
+    partial.STARTED.wait(30)
+    assert not hasattr(partial, "Client")
+
+    seen: list[ModuleType] = []
+    waiter = threading.Thread(target=when_imported, args=("dexcost_hook_probe_slow", seen.append))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    assert seen == []
+
+    partial.RELEASE.set()
+    importer.join(30)
+    waiter.join(30)
+
+    assert len(seen) == 1
+    assert seen[0].Client is object
+    assert not importer.is_alive()

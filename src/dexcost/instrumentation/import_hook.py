@@ -27,12 +27,36 @@ def when_imported(name: str, callback: Callback) -> None:
     """Call ``callback(module)`` once module ``name`` is imported (now, if it already is)."""
     module = sys.modules.get(name)
     if module is not None:
+        if _initializing(module):
+            module = _wait_for_import(name, module)
         callback(module)
         return
     with _lock:
         _callbacks.setdefault(name, []).append(callback)
         if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
             sys.meta_path.insert(0, _Finder())
+
+
+def _initializing(module: ModuleType) -> bool:
+    """Tell whether ``module`` is in ``sys.modules`` but its import has not finished yet."""
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+def _wait_for_import(name: str, module: ModuleType) -> ModuleType:
+    """Return ``name`` once the import another thread is running has finished.
+
+    A library can be half imported when ``init()`` runs, for example by a background
+    thread that imports it through another package. Importing it again waits on the
+    module's import lock until that thread is done. On the thread that is importing
+    it, the import returns the partial module at once, which is the best there is.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except Exception:
+        return module  # the other import failed; the callback reports what is missing
 
 
 def _run_callbacks(name: str, module: ModuleType) -> None:
