@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -363,3 +367,48 @@ def test_each_cost_is_exported_once_and_stored_once(
     # The copies never reach dexcost's own buffer.
     assert len(stored("llm_call")) == 2
     assert len(stored("external_cost")) == 1
+
+
+# --- under opentelemetry-instrument ---
+
+INSTRUMENTED_APP = Path(__file__).with_name("instrumented_app.py")
+INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
+
+
+@pytest.mark.skipif(not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed")
+def test_auto_launch_exports_to_the_configured_provider(tmp_path: Path) -> None:
+    # The distro starts dexcost before the configurator sets the application's provider:
+    # the copy goes to the provider that is global when the call is made.
+    spans_file = tmp_path / "app-spans.jsonl"
+    buffer = tmp_path / "buffer.db"
+    result = subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(INSTRUMENTED_APP)],
+        env={
+            **os.environ,
+            "HOME": str(tmp_path),
+            "OTEL_PYTHON_DISTRO": "dexcost",
+            "OTEL_PYTHON_CONFIGURATOR": "dexcost",
+            "DEXCOST_AUTO_INSTRUMENT": "openai",
+            "DEXCOST_EXPORT_TO_OTEL": "true",
+            "DEXCOST_BUFFER_PATH": str(buffer),
+            "APP_SPANS_FILE": str(spans_file),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    app_spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    (copy,) = [span for span in app_spans if span["scope"] == "dexcost"]
+    assert copy["attributes"]["dexcost.cost_usd"] == EXPECTED_COST
+    assert copy["attributes"]["dexcost.customer_id"] == "acme"
+    connection = sqlite3.connect(buffer)
+    try:
+        query = "SELECT count(*) FROM spans WHERE event_type = 'llm_call'"
+        (count,) = connection.execute(query).fetchone()
+    finally:
+        connection.close()
+    assert count == 1

@@ -57,6 +57,8 @@ def dexcost_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 def test_every_registry_library_has_an_entry_point() -> None:
     expected = {f"dexcost_{name}" for name in ALL_SUPPORTED_INSTRUMENTS} | {"dexcost_http"}
+    # Fails after an entry point was added to pyproject.toml but not installed: the
+    # loader reads the installed metadata, so reinstall the package (pip install -e .).
     assert set(dexcost_entry_points()) == expected
 
 
