@@ -101,7 +101,7 @@ class DexcostConfig:
     retry_heuristic_threshold: float | None = None
     propagate_context_to: list[str] | None = None
     trust_inbound_context: bool = False
-    # None reads DEXCOST_EXPORT_TO_OTEL; after validation it is always a bool.
+    # None reads DEXCOST_EXPORT_TO_OTEL. After validation it is always a bool.
     export_to_otel: bool | None = None
     endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
 

@@ -62,8 +62,9 @@ def auto_instrument_from_env() -> list[str] | None:
 def disabled_from_env() -> set[str]:
     """Return the libraries (and ``http``) whose dexcost instrumentor is disabled.
 
-    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` holds entry point names: ``dexcost_openai``
-    stands for openai. ``*`` disables every instrumentor, dexcost's included.
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` contains entry point names, and
+    ``dexcost_openai`` is the name for openai. ``*`` disables every instrumentor,
+    dexcost's included.
     """
     value = os.environ.get(DISABLED_INSTRUMENTATIONS_ENV, "")
     names = {name.strip() for name in value.split(",")}

@@ -5,7 +5,7 @@ and exporters never see them. With ``export_to_otel=True`` the
 :class:`HostExportProcessor` sits on that private provider and, for each cost event
 and each task started with ``dexcost.task()``, starts and ends a second span on the
 global provider through the public tracing API. That copy carries the same name,
-kind, times, status and attributes as the stored span, so it never holds anything
+kind, times, status and attributes as the stored span, so it never contains anything
 the buffer does not. Its parent is the application's span that was current when the
 call started, or the copy of the enclosing task, so it lands in the same trace.
 
@@ -35,7 +35,7 @@ EXPORT_SCOPE_NAME = semconv.SCOPE_NAME
 
 
 class HostExportProcessor(SpanProcessor):
-    """Copy dexcost's finished spans to the global tracer provider; never raises."""
+    """Copy dexcost's finished spans to the global tracer provider; errors are logged."""
 
     def __init__(self, own_provider: trace.TracerProvider) -> None:
         self._own_provider = own_provider
@@ -69,15 +69,15 @@ class HostExportProcessor(SpanProcessor):
         self._open_tasks.clear()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        # The copies are the application's spans now; its own provider flushes them.
+        # The copies belong to the application's provider now, which flushes them.
         return True
 
     # --- copies ---
 
     def _start_task_copy(self, span: Span, parent_context: otel_context.Context | None) -> None:
         attributes = span.attributes or {}
-        # A session task spans many unrelated requests; its events are parented to the
-        # application's spans instead, so it has no copy.
+        # A session task spans many unrelated requests, so it has no copy. Its events
+        # are parented to the application's spans instead.
         if attributes.get(semconv.EVENT_TYPE) != semconv.TASK or attributes.get(semconv.TASK_AUTO):
             return
         tracer = self._host_tracer()
@@ -143,7 +143,7 @@ class HostExportProcessor(SpanProcessor):
         """Return the tracer of the global provider, or None when there is none to use.
 
         Read at every copy, because the application may set its provider after
-        ``dexcost.init()``; the tracer is taken again only when the provider changed.
+        ``dexcost.init()``. The tracer is taken again only when the provider changed.
         """
         provider = trace.get_tracer_provider()
         if provider is not self._host_provider:
@@ -153,16 +153,16 @@ class HostExportProcessor(SpanProcessor):
 
     def _tracer_of(self, provider: trace.TracerProvider) -> Tracer | None:
         if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-            # Nobody set a provider (yet): nothing would record the copies.
+            # No provider is set yet, so nothing would record the copies.
             return None
         if provider is self._own_provider:
             # dexcost's provider made global by hand: the copy would be stored again.
-            logger.debug("export_to_otel: the global tracer provider is dexcost's own; skipped")
+            logger.debug("export_to_otel skipped: the global tracer provider is dexcost's own")
             return None
         tracer = provider.get_tracer(EXPORT_SCOPE_NAME, __version__)
         own_processor = getattr(self._own_provider, "_active_span_processor", None)
         if own_processor is not None and getattr(tracer, "span_processor", None) is own_processor:
             # A wrapper around dexcost's own provider, the same loop as above.
-            logger.debug("export_to_otel: the global tracer provider wraps dexcost's own; skipped")
+            logger.debug("export_to_otel skipped: the global tracer provider wraps dexcost's own")
             return None
         return tracer

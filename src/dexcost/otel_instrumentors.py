@@ -7,7 +7,7 @@ one per library it prices, named ``dexcost_<library>`` (``dexcost_openai``), plu
 without clashing with other packages' ``openai`` instrumentor.
 
 These classes do not start dexcost. Under the dexcost distro, ``dexcost.init()``
-has already run and patched what the environment asks for, leaving out the disabled
+has already run and patched what the environment requests, leaving out the disabled
 names, so ``instrument()`` finds its library patched and changes nothing. Loaded by
 another distro before dexcost was started, ``instrument()`` does nothing: starting
 dexcost opens a local buffer, runs a writer thread and, with an API key in the
@@ -42,15 +42,15 @@ logger = logging.getLogger(__name__)
 # Entry point names are this prefix and the library name: dexcost_openai, dexcost_http.
 ENTRY_POINT_PREFIX = "dexcost_"
 
-_told_not_started = False
+_logged_not_started = False
 
 
 def _not_started(entry_point: str) -> None:
     """Log, once per process, that dexcost's instrumentors ran before dexcost started."""
-    global _told_not_started
-    if _told_not_started:
+    global _logged_not_started
+    if _logged_not_started:
         return
-    _told_not_started = True
+    _logged_not_started = True
     logger.debug(
         "%s and the other dexcost instrumentors patch nothing: dexcost is not started. "
         "Set OTEL_PYTHON_DISTRO=dexcost, or call dexcost.init() in the application",
@@ -128,7 +128,7 @@ class HTTPCostInstrumentor(_DexcostInstrumentor):
     library = runtime.HTTP
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        # Each HTTP client is patched when imported; none is required.
+        # Each HTTP client is patched when imported, so none is required.
         return ()
 
 

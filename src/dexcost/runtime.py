@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 # How long the exit hook may spend storing queued events before the process exits.
 EXIT_FLUSH_TIMEOUT_SECONDS = 3.0
-# The name that stands for HTTP cost capture (``track_http``) in set_library_patched().
+# The name of HTTP cost capture (``track_http``) in set_library_patched().
 HTTP = "http"
 
 
@@ -59,7 +59,7 @@ class Runtime:
         self.config = config
         self.redacted_fields = frozenset(config.redact_fields or ())
         # Libraries (and HTTP) whose patch an OpenTelemetry instrumentor's uninstrument()
-        # took off: the configuration still names them, but they stay unpatched.
+        # removed. The configuration still names them, but they stay unpatched.
         self.switched_off: set[str] = set()
         self.buffer_path: Path | None = None
         self.processor: SpanProcessor
@@ -269,7 +269,7 @@ def set_library_patched(name: str, patched: bool) -> bool:
         if runtime is None:
             return False
         if patched != (name in runtime.switched_off):
-            # Already as asked: init() applied the configuration.
+            # Already in the requested state, as init() applied the configuration.
             return True
         if patched:
             runtime.switched_off.discard(name)

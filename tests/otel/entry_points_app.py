@@ -1,4 +1,4 @@
-"""An application with no dexcost code, run under ``opentelemetry-instrument``.
+"""An application that leaves starting dexcost to ``opentelemetry-instrument``.
 
 It makes one chat completion with openai and one message with anthropic (unless an
 argument names only some of them) against fake APIs on 127.0.0.1, inside a span of its

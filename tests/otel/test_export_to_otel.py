@@ -292,7 +292,7 @@ def test_dexcost_provider_as_global_is_not_fed_back(
     assert len(stored("llm_call")) == 1
 
 
-def test_broken_provider_never_reaches_the_application(
+def test_broken_provider_error_is_contained(
     start: Callable[..., DexcostConfig],
     set_global: Callable[[trace.TracerProvider], None],
     stored: Stored,

@@ -238,7 +238,7 @@ def test_http_instrumentor_switches_capture(buffer_path: Path) -> None:
 def test_instrument_before_init_starts_nothing(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(otel_instrumentors, "_told_not_started", False)
+    monkeypatch.setattr(otel_instrumentors, "_logged_not_started", False)
     with caplog.at_level(logging.DEBUG, logger="dexcost.otel_instrumentors"):
         otel_instrumentors.OpenAIInstrumentor().instrument(skip_dep_check=True)
         otel_instrumentors.AnthropicInstrumentor().instrument(skip_dep_check=True)
@@ -377,7 +377,7 @@ def test_other_distro_then_init_in_code_prices_once(tmp_path: Path) -> None:
 def environment_without(tmp_path: Path, hidden: set[str]) -> str:
     """Build a virtual environment with this one's packages except ``hidden``; return its python.
 
-    Each kept entry of site-packages is linked, not copied, so this takes about a second.
+    Each kept entry of site-packages is linked, not copied.
     """
     folder = tmp_path / "venv"
     venv.create(folder, with_pip=False, symlinks=True)
