@@ -44,7 +44,10 @@ class HostExportProcessor(SpanProcessor):
         self._host_provider: trace.TracerProvider | None = None
         self._tracer: Tracer | None = None
         # Copies of the task spans still open, by the span id of dexcost's own span.
-        # Events of a task are children of its copy, as they are of its span.
+        # Events of a task are children of its copy, as they are of its span. A task
+        # started while there was no provider has a NonRecordingSpan of the span it
+        # started in instead, so its events still get a parent the backend knows.
+        # Ending that stand-in does nothing.
         self._open_tasks: dict[int, trace.Span] = {}
 
     # --- SpanProcessor ---
@@ -66,7 +69,9 @@ class HostExportProcessor(SpanProcessor):
             errors.log_internal_error("copying a cost span to the application's tracer provider")
 
     def shutdown(self) -> None:
-        self._open_tasks.clear()
+        # Task copies stay open: a task started before shutdown() can still end, and
+        # its copy is ended with it.
+        return None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         # The copies belong to the application's provider now, which flushes them.
@@ -80,9 +85,6 @@ class HostExportProcessor(SpanProcessor):
         # are parented to the application's spans instead.
         if attributes.get(semconv.EVENT_TYPE) != semconv.TASK or attributes.get(semconv.TASK_AUTO):
             return
-        tracer = self._host_tracer()
-        if tracer is None:
-            return
         context = parent_context if parent_context is not None else otel_context.get_current()
         parent_copy = self._open_tasks.get(
             trace.get_current_span(context).get_span_context().span_id
@@ -90,6 +92,11 @@ class HostExportProcessor(SpanProcessor):
         if parent_copy is not None:
             # A sub-task: its span's parent is dexcost's span of the enclosing task.
             context = trace.set_span_in_context(parent_copy, context)
+        tracer = self._host_tracer()
+        if tracer is None:
+            parent = trace.get_current_span(context).get_span_context()
+            self._open_tasks[span.context.span_id] = NonRecordingSpan(parent)
+            return
         copy = tracer.start_span(
             span.name,
             context=context,

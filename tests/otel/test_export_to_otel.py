@@ -13,6 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -278,6 +279,26 @@ def test_no_provider_exports_nothing_until_one_is_set(
     assert len(copies(spans)) == 1
 
 
+def test_task_started_before_provider_gives_no_dangling_parent(
+    start: Callable[..., DexcostConfig],
+    set_global: Callable[[trace.TracerProvider], None],
+) -> None:
+    start()
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    with dexcost.task("triage") as task:
+        set_global(provider)
+        with trace.get_tracer("app").start_as_current_span("handle_ticket"):
+            task.record_cost("serpapi", "0.01")
+
+    # The task has no copy and started outside any span, so the event's copy is a
+    # root span rather than the child of a span the backend never receives.
+    (copy,) = copies(spans)
+    assert (copy.attributes or {})["dexcost.event_type"] == "external_cost"
+    assert copy.parent is None
+
+
 def test_dexcost_provider_as_global_is_not_fed_back(
     start: Callable[..., DexcostConfig],
     set_global: Callable[[trace.TracerProvider], None],
@@ -307,6 +328,41 @@ def test_broken_provider_error_is_contained(
 
     assert len(stored("llm_call")) == 1
     assert "copying a cost span" in caplog.text
+
+
+def test_stream_read_on_another_thread_keeps_the_call_parent(
+    start: Callable[..., DexcostConfig], exporter: InMemorySpanExporter
+) -> None:
+    start()
+    fake = FakeOpenAI(usage=FakeUsage(prompt_tokens=1200, completion_tokens=300))
+    tracer = trace.get_tracer("app")
+    with openai.OpenAI(
+        api_key="sk-test",
+        base_url="http://fake.test/v1",
+        http_client=httpx2.Client(transport=fake.httpx2_transport()),
+        max_retries=0,
+    ) as client:
+        with tracer.start_as_current_span("handle_ticket") as app_span:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hello"}],
+                stream=True,
+            )
+
+        def read() -> None:
+            # The stream ends, and the call is recorded, inside another span.
+            with tracer.start_as_current_span("worker"):
+                for _ in stream:
+                    pass
+
+        worker = threading.Thread(target=read)
+        worker.start()
+        worker.join()
+
+    (copy,) = copies(exporter)
+    assert copy.parent is not None
+    assert copy.parent.span_id == app_span.get_span_context().span_id
+    assert (copy.attributes or {})["dexcost.cost_usd"] == EXPECTED_COST
 
 
 # --- privacy, tasks and duplicates ---

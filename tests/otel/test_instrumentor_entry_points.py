@@ -345,6 +345,16 @@ def test_wildcard_disables_every_dexcost_patch(tmp_path: Path) -> None:
     assert costs(run) == {}
 
 
+@needs_instrument
+def test_init_in_code_after_distro_prices_once(tmp_path: Path) -> None:
+    run = run_app(tmp_path, "init")
+
+    assert run.summary["started_by_auto_launch"] is True
+    assert run.summary["requests"] == {"openai": 1, "anthropic": 1}
+    assert len([row for row in run.rows if row["event_type"] == "llm_call"]) == 2
+    assert costs(run) == {"openai": OPENAI_COST, "anthropic": ANTHROPIC_COST}
+
+
 PLAIN_DISTRO = {
     "OTEL_PYTHON_DISTRO": "distro",
     "OTEL_PYTHON_CONFIGURATOR": "configurator",
