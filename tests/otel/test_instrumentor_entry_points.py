@@ -86,6 +86,25 @@ def test_distribution_declares_no_instruments_extra() -> None:
     assert get_dist_dependency_conflicts(dist) is None
 
 
+class DistributionWithExtra:
+    """The metadata a distribution declaring its SDKs in an ``instruments`` extra would have."""
+
+    def __init__(self, requirements: list[str]) -> None:
+        self.requires = [f"{text}; extra == 'instruments'" for text in requirements]
+
+
+def test_instruments_extra_would_skip_all_for_one_missing_sdk() -> None:
+    # Why the distribution declares no such extra: opentelemetry-instrument runs this
+    # check once per entry point, on the whole distribution, so a single missing SDK
+    # gives every dexcost entry point the same conflict.
+    installed = [f"{spec.distribution} {spec.supported_range}" for spec in LIBRARIES.values()]
+    assert get_dist_dependency_conflicts(DistributionWithExtra(installed)) is None  # type: ignore[arg-type]
+    missing = DistributionWithExtra([*installed, "dexcost-no-such-sdk >=1"])
+    conflict = get_dist_dependency_conflicts(missing)  # type: ignore[arg-type]
+    assert conflict is not None
+    assert str(conflict.required).startswith("dexcost-no-such-sdk")
+
+
 @pytest.mark.parametrize("name", ALL_SUPPORTED_INSTRUMENTS)
 def test_dependencies_give_the_registry_range(name: str) -> None:
     cls = next(c for c in otel_instrumentors.INSTRUMENTORS if c.library == name)
