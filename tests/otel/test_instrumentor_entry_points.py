@@ -68,7 +68,8 @@ def test_every_registry_library_has_an_entry_point() -> None:
 def test_entry_point_loads_its_instrumentor(
     instrumentor: type[otel_instrumentors._DexcostInstrumentor],
 ) -> None:
-    entry_point = dexcost_entry_points()[instrumentor.entry_point_name()]
+    entry_point = dexcost_entry_points().get(instrumentor.entry_point_name())
+    assert entry_point is not None, "not in the installed metadata: run pip install -e ."
     assert entry_point.load() is instrumentor
 
 
