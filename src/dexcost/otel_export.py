@@ -163,7 +163,8 @@ class HostExportProcessor(SpanProcessor):
             # No provider is set yet, so nothing would record the copies.
             return None
         if provider is self._own_provider:
-            # dexcost's provider made global by hand: the copy would be stored again.
+            # dexcost's provider made global by hand: each copy would be stored, then
+            # reach this processor and be copied again, without end.
             logger.debug("export_to_otel skipped: the global tracer provider is dexcost's own")
             return None
         tracer = provider.get_tracer(EXPORT_SCOPE_NAME, __version__)
