@@ -46,7 +46,7 @@ class HostExportProcessor(SpanProcessor):
         # Copies of the task spans still open, by the span id of dexcost's own span.
         # Events of a task are children of its copy, as they are of its span. A task
         # started while there was no provider has a NonRecordingSpan of the span it
-        # started in instead, so its events still get a parent the backend knows.
+        # started in instead, so its events still get a parent the backend receives.
         # Ending that stand-in does nothing.
         self._open_tasks: dict[int, trace.Span] = {}
 

@@ -330,7 +330,7 @@ def test_broken_provider_error_is_contained(
     assert "copying a cost span" in caplog.text
 
 
-def test_stream_read_on_another_thread_keeps_the_call_parent(
+def test_stream_on_other_thread_keeps_parent(
     start: Callable[..., DexcostConfig], exporter: InMemorySpanExporter
 ) -> None:
     start()

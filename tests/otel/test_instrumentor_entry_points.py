@@ -94,7 +94,7 @@ class DistributionWithExtra:
         self.requires = [f"{text}; extra == 'instruments'" for text in requirements]
 
 
-def test_instruments_extra_would_skip_all_for_one_missing_sdk() -> None:
+def test_instruments_extra_skips_all_on_one_missing() -> None:
     # Why the distribution declares no such extra: opentelemetry-instrument runs this
     # check once per entry point, on the whole distribution, so a single missing SDK
     # gives every dexcost entry point the same conflict.
