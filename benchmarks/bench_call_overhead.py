@@ -36,6 +36,12 @@ queues the span.
     python benchmarks/bench_call_overhead.py --provider anthropic    # or groq, or all
     python benchmarks/bench_call_overhead.py --profile --calls 2000     # cProfile of dexcost
     python benchmarks/bench_call_overhead.py --breakdown --calls 3000   # µs per part of dexcost
+    python benchmarks/bench_call_overhead.py --export-to-otel  # with export_to_otel=True
+
+``--export-to-otel`` sets a global SDK TracerProvider with a BatchSpanProcessor and an
+exporter that drops what it gets, as an application with its own tracing would have,
+and starts dexcost with ``export_to_otel=True``: the difference from a run without the
+flag is the cost of the copy.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ from pathlib import Path
 import _common
 
 BUDGET_ADDED_MEDIAN_US = 40.0
+# Set by --export-to-otel.
+EXPORT_TO_OTEL = False
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "I cannot sign in, please reset my password."}]
 KINDS = ("chat", "stream")
@@ -318,7 +326,12 @@ def run_block(
 def start_dexcost(buffer_path: Path, provider: str = "openai") -> None:
     import dexcost
 
-    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[provider])
+    dexcost.init(
+        storage="local",
+        buffer_path=str(buffer_path),
+        auto_instrument=[provider],
+        export_to_otel=EXPORT_TO_OTEL,
+    )
 
 
 def writer_backlog() -> int:
@@ -897,7 +910,14 @@ def main(argv: list[str] | None = None) -> int:
         "--breakdown", action="store_true", help="time each part of dexcost's work per call"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--export-to-otel",
+        action="store_true",
+        help="set an application TracerProvider and copy each cost span to it",
+    )
     args = parser.parse_args(argv)
+    if args.export_to_otel:
+        set_application_provider()
 
     print(_common.machine_header())
     providers = providers_of(args)
@@ -934,6 +954,30 @@ def main(argv: list[str] | None = None) -> int:
         summary["sdk_versions"] = sdk_versions(providers)
     _common.write_json(args.json, summary)
     return 0
+
+
+def set_application_provider() -> None:
+    """Set a global SDK provider that batches spans and drops them, and turn on the copy."""
+    global EXPORT_TO_OTEL
+    from collections.abc import Sequence
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class DropExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    trace.set_tracer_provider(provider)
+    EXPORT_TO_OTEL = True
+    print("export_to_otel=True, application provider: SDK TracerProvider + BatchSpanProcessor")
 
 
 def sdk_versions(providers: list[Provider]) -> str:

@@ -14,6 +14,10 @@ DEFAULT_ENDPOINT = "https://api.dexcost.io"
 # Comma-separated hosts that may be reached over plain http, e.g. an in-cluster gateway.
 ALLOW_HTTP_HOSTS_ENV = "DEXCOST_ALLOW_HTTP_HOSTS"
 KEY_PREFIXES = ("dx_live_", "dx_test_")
+# "true" hands a copy of every cost span to the application's own tracer provider.
+EXPORT_TO_OTEL_ENV = "DEXCOST_EXPORT_TO_OTEL"
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 DEVELOPMENT = "development"
 
 # Defaults the retry tracker uses when the user gives none.
@@ -137,6 +141,8 @@ class DexcostConfig:
     retry_heuristic_threshold: float | None = None
     propagate_context_to: list[str] | None = None
     trust_inbound_context: bool = False
+    # None reads DEXCOST_EXPORT_TO_OTEL. After validation it is always a bool.
+    export_to_otel: bool | None = None
     endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
 
     def __post_init__(self) -> None:
@@ -160,6 +166,7 @@ class DexcostConfig:
             "trust_inbound_context", self.trust_inbound_context, bool, "pass True or False"
         )
         self._validate_propagation_hosts()
+        self._read_export_to_otel()
 
         if self.buffer_path is None:
             self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
@@ -196,6 +203,18 @@ class DexcostConfig:
                     "for its subdomains, or '*' for every host, without a scheme, port or path"
                 )
         self.propagate_context_to = hosts
+
+    def _read_export_to_otel(self) -> None:
+        if self.export_to_otel is not None:
+            _check_type("export_to_otel", self.export_to_otel, bool, "pass True or False")
+            return
+        raw = os.environ.get(EXPORT_TO_OTEL_ENV, "")
+        value = raw.strip().lower()
+        if value not in _TRUE_WORDS | _FALSE_WORDS:
+            raise ValueError(
+                f"{EXPORT_TO_OTEL_ENV}={raw!r} is not a yes/no value; set it to 'true' or 'false'"
+            )
+        self.export_to_otel = value in _TRUE_WORDS
 
     def _read_api_key(self) -> None:
         source = "api_key"

@@ -12,6 +12,9 @@ work:
 - :class:`DexcostDistro` starts dexcost with ``dexcost.init()``, configured from the
   ``DEXCOST_*`` environment variables. A configuration error is logged and leaves
   dexcost off: it never stops the application or its own OpenTelemetry setup.
+  dexcost's instrumentors named in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+  (``dexcost_openai``, ``dexcost_http``, or ``*`` for all) are left out of that
+  ``init()``, so their libraries are never patched, not even for a moment.
 - :class:`DexcostConfigurator` is the stock SDK configurator, unchanged. It builds the
   global SDK TracerProvider, sampler and exporters from the ``OTEL_*`` variables, as
   the configurator of ``opentelemetry-distro`` does. dexcost adds nothing to that
@@ -35,11 +38,17 @@ from opentelemetry.instrumentation.distro import (  # type: ignore[attr-defined,
 )
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
+from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS
+from dexcost.otel_instrumentors import ENTRY_POINT_PREFIX
+from dexcost.runtime import HTTP
+
 logger = logging.getLogger(__name__)
 
 # Comma-separated names of the libraries to instrument (e.g. "openai,anthropic").
 # Unset means every supported library; set but empty means none.
 AUTO_INSTRUMENT_ENV = "DEXCOST_AUTO_INSTRUMENT"
+# opentelemetry-instrument's list of instrumentor entry points not to load.
+DISABLED_INSTRUMENTATIONS_ENV = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 
 def auto_instrument_from_env() -> list[str] | None:
@@ -50,6 +59,25 @@ def auto_instrument_from_env() -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def disabled_from_env() -> set[str]:
+    """Return the libraries (and ``http``) whose dexcost instrumentor is disabled.
+
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` contains entry point names, and
+    ``dexcost_openai`` is the name for openai. ``*`` disables every instrumentor,
+    dexcost's included.
+    """
+    value = os.environ.get(DISABLED_INSTRUMENTATIONS_ENV, "")
+    names = {name.strip() for name in value.split(",")}
+    everything = {*ALL_SUPPORTED_INSTRUMENTS, HTTP}
+    if "*" in names:
+        return everything
+    return {
+        name[len(ENTRY_POINT_PREFIX) :]
+        for name in names
+        if name.startswith(ENTRY_POINT_PREFIX) and name[len(ENTRY_POINT_PREFIX) :] in everything
+    }
+
+
 def start_from_env() -> bool:
     """Call ``dexcost.init()`` configured from the environment; False if that failed.
 
@@ -58,8 +86,13 @@ def start_from_env() -> bool:
     """
     import dexcost
 
+    disabled = disabled_from_env()
+    libraries = auto_instrument_from_env()
+    if disabled - {HTTP}:
+        named = ALL_SUPPORTED_INSTRUMENTS if libraries is None else libraries
+        libraries = [name for name in named if name not in disabled]
     try:
-        dexcost.init(auto_instrument=auto_instrument_from_env())
+        dexcost.init(auto_instrument=libraries, track_http=HTTP not in disabled)
     except Exception as error:
         # opentelemetry-instrument would swallow the error too, but only after skipping
         # the configurator and every instrumentor, so the app would lose its own tracing.

@@ -31,7 +31,7 @@ from dexcost.attribution import Privacy, set_privacy
 from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
 from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
-from dexcost.instrumentation.registry import InstrumentationManager
+from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS, InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.rates import registry as rates_registry
 from dexcost.retry import RetryHeuristicEngine
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # How long the exit hook may spend storing queued events before the process exits.
 EXIT_FLUSH_TIMEOUT_SECONDS = 3.0
+# The name of HTTP cost capture (``track_http``) in set_library_patched().
+HTTP = "http"
 
 
 class Runtime:
@@ -57,6 +59,9 @@ class Runtime:
     ) -> None:
         self.config = config
         self.redacted_fields = frozenset(config.redact_fields or ())
+        # Libraries (and HTTP) whose patch an OpenTelemetry instrumentor's uninstrument()
+        # removed. The configuration still names them, but they stay unpatched.
+        self.switched_off: set[str] = set()
         self.buffer_path: Path | None = None
         self.processor: SpanProcessor
         if span_processor is None:
@@ -92,6 +97,10 @@ class Runtime:
             self.sync_worker.start()
         if config.is_dev:
             self.provider.add_span_processor(ConsoleSpanPrinter())
+        if config.export_to_otel:
+            from dexcost.otel_export import HostExportProcessor
+
+            self.provider.add_span_processor(HostExportProcessor(self.provider))
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.sessions = SessionTasks(self)
         self.retry_engine: RetryHeuristicEngine | None = None
@@ -171,6 +180,7 @@ def init(
     retry_heuristic_threshold: float | None = None,
     propagate_context_to: Sequence[str] | None = None,
     trust_inbound_context: bool = False,
+    export_to_otel: bool | None = None,
 ) -> DexcostConfig:
     """Start dexcost: patch the installed LLM SDKs and record every priced call.
 
@@ -195,6 +205,7 @@ def init(
         retry_heuristic_threshold=retry_heuristic_threshold,
         propagate_context_to=propagate_context_to,  # type: ignore[arg-type]
         trust_inbound_context=trust_inbound_context,
+        export_to_otel=export_to_otel,
     )
     with _lock:
         new = Runtime(config)
@@ -229,16 +240,57 @@ def _activate(new: Runtime, *, stop: Runtime | None) -> None:
     rates_registry.install(new.stored_rates)
     if stop is not None and stop is not new:
         stop.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
-    _instrumentation.apply(config.auto_instrument)
-    if config.track_http:
-        http_capture.start(rate.service for rate in new.stored_rates.services)
-    else:
-        http_capture.stop()
+    _apply_patches(new)
     patch_threads()
     pricing.warm_up()
     if not _atexit_registered:
         atexit.register(_shutdown_at_exit)
         _atexit_registered = True
+
+
+def _apply_patches(runtime: Runtime) -> None:
+    """Patch what the runtime's configuration names, less what was switched off."""
+    _apply_library_patches(runtime)
+    _apply_http_capture(runtime)
+
+
+def _apply_library_patches(runtime: Runtime) -> None:
+    libraries = runtime.config.auto_instrument
+    if runtime.switched_off:
+        named = ALL_SUPPORTED_INSTRUMENTS if libraries is None else libraries
+        libraries = [name for name in named if name not in runtime.switched_off]
+    _instrumentation.apply(libraries)
+
+
+def _apply_http_capture(runtime: Runtime) -> None:
+    if runtime.config.track_http and HTTP not in runtime.switched_off:
+        http_capture.start(rate.service for rate in runtime.stored_rates.services)
+    else:
+        http_capture.stop()
+
+
+def set_library_patched(name: str, patched: bool) -> bool:
+    """Patch or unpatch one library (or ``"http"``) of the active runtime.
+
+    The configuration keeps the last word: a library it does not name stays
+    unpatched. Returns False when dexcost is not running, and changes nothing then.
+    """
+    with _lock:
+        runtime = _runtime
+        if runtime is None:
+            return False
+        if patched != (name in runtime.switched_off):
+            # Already in the requested state, as init() applied the configuration.
+            return True
+        if patched:
+            runtime.switched_off.discard(name)
+        else:
+            runtime.switched_off.add(name)
+        if name == HTTP:
+            _apply_http_capture(runtime)
+        else:
+            _apply_library_patches(runtime)
+    return True
 
 
 def swap_in(config: DexcostConfig, span_processor: SpanProcessor) -> Runtime | None:
