@@ -85,7 +85,14 @@ def storage_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None
     environment = environ.get("DEXCOST_ENV", "").strip() or None
     try:
         # The same validation and rules as init(), on the given environment only.
-        config = DexcostConfig(api_key=key or None, environment=environment, buffer_path="-")
+        # Options that do not bear on the key are fixed, so a bad value of their
+        # variables is not reported as a bad key.
+        config = DexcostConfig(
+            api_key=key or None,
+            environment=environment,
+            buffer_path="-",
+            export_to_otel=False,
+        )
     except (TypeError, ValueError) as error:
         if str(error).startswith("DEXCOST_ENDPOINT"):
             # The key is fine; init() would reject the endpoint instead.
