@@ -94,10 +94,20 @@ def _stored_call(buffer_path: Path) -> dict[str, Any]:
 
 
 def _upload_call(
-    phoenix: PhoenixServer, monkeypatch: pytest.MonkeyPatch, buffer_path: Path, model: str
+    phoenix: PhoenixServer,
+    monkeypatch: pytest.MonkeyPatch,
+    buffer_path: Path,
+    model: str,
+    resource_attributes: str | None = None,
 ) -> dict[str, Any]:
     """Make one priced call, upload it to Phoenix, and return its row in the buffer."""
     monkeypatch.setenv("DEXCOST_ENDPOINT", phoenix.url)
+    # The OpenTelemetry SDK adds OTEL_RESOURCE_ATTRIBUTES to dexcost's resource, and
+    # Phoenix files spans under the project named by openinference.project.name in it.
+    if resource_attributes is None:
+        monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", resource_attributes)
     dexcost.init(
         api_key=API_KEY,
         buffer_path=str(buffer_path),
@@ -209,10 +219,13 @@ def test_phoenix_cost_ignores_registered_price(
 def test_resource_attribute_selects_phoenix_project(
     phoenix: PhoenixServer, monkeypatch: pytest.MonkeyPatch, buffer_path: Path
 ) -> None:
-    # The OpenTelemetry SDK adds OTEL_RESOURCE_ATTRIBUTES to dexcost's resource, and
-    # Phoenix files spans under the project named by openinference.project.name.
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "openinference.project.name=llm-costs")
-    call = _upload_call(phoenix, monkeypatch, buffer_path, "gpt-4o-mini")
+    call = _upload_call(
+        phoenix,
+        monkeypatch,
+        buffer_path,
+        "gpt-4o-mini",
+        resource_attributes="openinference.project.name=llm-costs",
+    )
 
     span = phoenix.wait_for_span("llm-costs", call["span_id"])
 
