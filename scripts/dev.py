@@ -7,10 +7,11 @@
 Each command creates what it needs: ``.venv`` in the repository root with
 ``pip install -e ".[test,test-sdks]"`` (the newest release of every SDK), and
 for ``test`` also ``.venv-legacy`` with the newest openai 1.x and anthropic 0.x
-releases, the generation many applications still run. A virtualenv is reused
-while its interpreter runs and pyproject.toml is unchanged since its last
-install. Uses only the standard library, so it runs before anything is
-installed.
+releases, the generation many applications still run, and ``.venv-phoenix``
+with only arize-phoenix, the OTLP backend the Phoenix interop test starts. A
+virtualenv is reused while its interpreter runs and what it was installed from
+(pyproject.toml, or the Phoenix requirement) is unchanged since its last install.
+Uses only the standard library, so it runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ LEGACY_TEST_PATHS = (
     "tests/instrumentation/anthropic",
     "tests/demo",
 )
+# The interop test in tests/otel starts a Phoenix server from this virtualenv, which
+# has no dexcost in it. 20.26.1 is the release the test was written against, and
+# Phoenix needs Python 3.11 or newer.
+PHOENIX_VENV = REPO / ".venv-phoenix"
+PHOENIX_REQUIREMENT = "arize-phoenix>=20.26.1"
+PHOENIX_MINIMUM_PYTHON = (3, 11)
 # Written into a virtualenv after a successful install. It contains a hash of
 # what was installed, so an unchanged virtualenv is not installed again.
 STAMP_NAME = ".dexcost-dev-install"
@@ -136,14 +143,19 @@ def run_tests(pytest_args: Sequence[str], *, recreate: bool) -> int:
     """
     main_environment = Environment(MAIN_VENV)
     legacy_environment = Environment(LEGACY_VENV, LEGACY_EXTRAS, LEGACY_REQUIREMENTS)
+    phoenix_environment = Environment(PHOENIX_VENV, "", (PHOENIX_REQUIREMENT,))
     if recreate:
-        _delete(main_environment, legacy_environment)
+        _delete(main_environment, legacy_environment, phoenix_environment)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("docs: mkdocs build --strict", lambda: build_docs(main_environment)),
         ("static checks: ruff and mypy --strict on src", lambda: check_source(main_environment)),
         (
             "tests on openai 1.x and anthropic 0.x: " + " ".join(LEGACY_TEST_PATHS),
             lambda: run_legacy_tests(legacy_environment, pytest_args),
+        ),
+        (
+            "Phoenix for the interop test: " + PHOENIX_VENV.name,
+            lambda: prepare_phoenix(phoenix_environment),
         ),
         (
             "tests on the newest SDKs: the full suite",
@@ -210,6 +222,49 @@ def run_pytest(environment: Environment, pytest_args: Sequence[str], paths: Sequ
         raise StepFailed("pytest collected no tests")
     if code != 0:
         raise StepFailed(f"pytest exited with code {code}")
+
+
+def prepare_phoenix(environment: Environment) -> None:
+    """Create or reuse the Phoenix virtualenv. A failure prints a warning and the run goes on.
+
+    After a failed install the virtualenv is deleted, so the interop test finds no
+    Phoenix and skips instead of failing on a broken one.
+    """
+    if sys.version_info < PHOENIX_MINIMUM_PYTHON:
+        print("skipped: arize-phoenix needs Python 3.11 or newer; the Phoenix test will skip")
+        return
+    started = time.monotonic()
+    try:
+        if not _is_healthy(environment):
+            if environment.path.exists():
+                print(f"{environment.label} does not work; creating it again")
+                shutil.rmtree(environment.path)
+            print(f"creating {environment.label} with Python {sys.version.split()[0]}", flush=True)
+            _create_virtualenv(environment.path)
+        stamp = environment.path / STAMP_NAME
+        # Only the requirement and the Python version matter: dexcost is not installed here.
+        requirements = environment.extra_requirements
+        fingerprint = hashlib.sha256("\n".join((*requirements, sys.version)).encode()).hexdigest()
+        if stamp.exists() and stamp.read_text() == fingerprint:
+            print(f"{environment.label} is up to date")
+            return
+        print(f"installing {' '.join(requirements)}", flush=True)
+        stamp.unlink(missing_ok=True)
+        pip = [str(environment.python), "-m", "pip", "install", *PIP_FLAGS]
+        _run([*pip, "--upgrade", "pip"], description=f"upgrading pip in {environment.label}")
+        _run(
+            [*pip, *requirements],
+            description=f"installing {' '.join(requirements)} into {environment.label}",
+        )
+        stamp.write_text(fingerprint)
+    except (StepFailed, OSError) as error:
+        print(
+            f"warning: {error}. The Phoenix interop test will skip; the next run tries again.",
+            file=sys.stderr,
+        )
+        shutil.rmtree(environment.path, ignore_errors=True)
+        return
+    print(f"{environment.label} ready in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def prepare(environment: Environment) -> None:
