@@ -162,9 +162,7 @@ class DexcostConfig:
         self._validate_batching()
         self._validate_retry_settings()
         self.redact_fields = _check_str_list("redact_fields", self.redact_fields)
-        _check_type(
-            "trust_inbound_context", self.trust_inbound_context, bool, "pass True or False"
-        )
+        _check_type("trust_inbound_context", self.trust_inbound_context, bool, "pass True or False")
         self._validate_propagation_hosts()
         self._read_export_to_otel()
 
