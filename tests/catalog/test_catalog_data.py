@@ -95,6 +95,15 @@ PRICE_EXCEPTIONS: dict[str, str] = {
     "cloudflare_kv.read": "$0.50 per million reads is $0.0000005 each",
     "cloudflare_r2.class_b": "$0.36 per million operations is $0.00000036 each",
     "cloudflare_workers.requests": "$0.30 per million requests is $0.0000003 each",
+    "cloudflare_r2.public_dev_read": "$0.36 per million reads is $0.00000036 each",
+    "cloudflare_queues.ack": "$0.40 per million operations is $0.0000004 each",
+    "cloudflare_queues.push": "$0.40 per million operations is $0.0000004 each",
+    "cloudflare_queues.push_batch": "$0.40 per million operations is $0.0000004 each",
+    "google_cloud_tasks.create_task": "$0.40 per million operations is $0.0000004 each",
+    "telnyx_edge_compute.requests": "$0.21 per million requests is $0.00000021 each",
+    "telnyx_kv.read": "$0.35 per million reads is $0.00000035 each",
+    # Billed by the millisecond of browser time the response header reports.
+    "cloudflare_browser_rendering.rest": "$0.09 per browser hour is $0.000000025 per ms",
 }
 
 # LLM APIs are priced from their tokens, so the catalog must never claim their hosts.
