@@ -98,6 +98,47 @@ def test_openrouter_without_cost_uses_prices(
     assert event["cost_status"] == "priced"
 
 
+def _xai_body(usage_extra: dict) -> dict:  # type: ignore[type-arg]
+    return {
+        "id": "chatcmpl-x1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "grok-4",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 1_000, "completion_tokens": 100, "total_tokens": 1_100}
+        | usage_extra,
+    }
+
+
+def test_xai_reported_ticks_win(fake: FakeOpenAI, make_http_client, llm_events) -> None:
+    # xAI bills 37,756,000 ticks here; 10**10 ticks are one dollar, so $0.0037756.
+    fake.enqueue(FakeReply(body=_xai_body({"cost_in_usd_ticks": 37_756_000})))
+    with _client(fake, "https://api.x.ai/v1", make_http_client) as client:
+        client.chat.completions.create(model="grok-4", messages=MESSAGES)
+    (event,) = llm_events()
+    assert event["provider"] == "x_ai"
+    assert event["cost_status"] == "provider_reported"
+    assert Decimal(event["cost_usd"]) == Decimal("0.0037756")
+
+
+@pytest.mark.parametrize("ticks", [None, -5, 1.5, "12", True])
+def test_xai_invalid_ticks_use_prices(
+    ticks: object, fake: FakeOpenAI, make_http_client, llm_events
+) -> None:
+    fake.enqueue(FakeReply(body=_xai_body({"cost_in_usd_ticks": ticks})))
+    with _client(fake, "https://api.x.ai/v1", make_http_client) as client:
+        client.chat.completions.create(model="grok-4", messages=MESSAGES)
+    (event,) = llm_events()
+    assert event["cost_status"] != "provider_reported"
+
+
 def test_ollama_unpriced_with_tokens(fake: FakeOpenAI, make_http_client, llm_events) -> None:
     fake.enqueue(FakeReply(model="llama3.2"))
     with _client(fake, "http://localhost:11434/v1", make_http_client) as client:

@@ -99,11 +99,20 @@ def read_result(api: str, result: Any) -> tuple[str | None, TokenUsage | None, s
     )
 
 
-def reported_cost(usage: Any) -> Decimal | None:
-    """Return the USD cost a provider stated in ``usage.cost``, or None if absent or invalid.
+# xAI states costs in ticks of 1/10**10 dollar.
+_TICKS_PER_USD = Decimal(10) ** 10
 
-    The JSON number is converted through its decimal text, so 0.00036 stays 0.00036.
+
+def reported_cost(usage: Any) -> Decimal | None:
+    """Return the USD cost a provider stated in ``usage``, or None if absent or invalid.
+
+    ``usage.cost_in_usd_ticks`` (xAI, an integer count of 1/10**10 dollar) is divided
+    exactly. ``usage.cost`` (OpenRouter, USD) is converted through its decimal text, so
+    0.00036 stays 0.00036.
     """
+    ticks = field(usage, "cost_in_usd_ticks")
+    if isinstance(ticks, int) and not isinstance(ticks, bool) and ticks >= 0:
+        return Decimal(ticks) / _TICKS_PER_USD
     value = field(usage, "cost")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None

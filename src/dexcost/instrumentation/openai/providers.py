@@ -29,9 +29,10 @@ _HOSTS: Final = {
 # Ollama's OpenAI-compatible server listens on this port by default.
 OLLAMA_PORT: Final = 11434
 
-# Providers whose responses state what the call cost (OpenRouter: ``usage.cost``,
-# in USD); that figure wins over the price table.
-REPORTS_COST: Final = frozenset({"openrouter"})
+# Providers whose responses state what the call cost; that figure wins over the price
+# table. OpenRouter sends ``usage.cost`` in USD. xAI sends ``usage.cost_in_usd_ticks``,
+# the amount billed after discounts and tool fees, where 10**10 ticks are one dollar.
+REPORTS_COST: Final = frozenset({"openrouter", "x_ai"})
 
 
 def provider_for(host: str | None, port: int | None) -> str:
