@@ -20,6 +20,11 @@ DEVELOPMENT = "development"
 DEFAULT_RETRY_WINDOW_SECONDS = 60.0
 DEFAULT_RETRY_THRESHOLD = 0.8
 
+# Environment fallback of ``price_genai_spans`` and the words it accepts.
+PRICE_GENAI_SPANS_ENV = "DEXCOST_PRICE_GENAI_SPANS"
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
 
 def _plain_http_allowed(host: str) -> bool:
     """Return True for a loopback host or one listed in ``DEXCOST_ALLOW_HTTP_HOSTS``."""
@@ -97,6 +102,7 @@ class DexcostConfig:
     retry_heuristic_threshold: float | None = None
     propagate_context_to: list[str] | None = None
     trust_inbound_context: bool = False
+    price_genai_spans: bool | None = None
     endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
 
     def __post_init__(self) -> None:
@@ -120,6 +126,7 @@ class DexcostConfig:
             "trust_inbound_context", self.trust_inbound_context, bool, "pass True or False"
         )
         self._validate_propagation_hosts()
+        self._read_price_genai_spans()
 
         if self.buffer_path is None:
             self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
@@ -156,6 +163,20 @@ class DexcostConfig:
                     "for its subdomains, or '*' for every host, without a scheme, port or path"
                 )
         self.propagate_context_to = hosts
+
+    def _read_price_genai_spans(self) -> None:
+        """Resolve ``price_genai_spans``: the argument, else its environment variable, else off."""
+        if self.price_genai_spans is not None:
+            _check_type("price_genai_spans", self.price_genai_spans, bool, "pass True or False")
+            return
+        text = os.environ.get(PRICE_GENAI_SPANS_ENV, "")
+        word = text.strip().lower()
+        if word not in _TRUE_WORDS | _FALSE_WORDS:
+            raise ValueError(
+                f"{PRICE_GENAI_SPANS_ENV}={text!r} is not a yes/no value; set it to true or "
+                "false (or 1 or 0), or unset it"
+            )
+        self.price_genai_spans = word in _TRUE_WORDS
 
     def _read_api_key(self) -> None:
         source = "api_key"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -170,6 +171,7 @@ def init(
     retry_heuristic_threshold: float | None = None,
     propagate_context_to: Sequence[str] | None = None,
     trust_inbound_context: bool = False,
+    price_genai_spans: bool | None = None,
 ) -> DexcostConfig:
     """Start dexcost: patch the installed LLM SDKs and record every priced call.
 
@@ -194,6 +196,7 @@ def init(
         retry_heuristic_threshold=retry_heuristic_threshold,
         propagate_context_to=propagate_context_to,  # type: ignore[arg-type]
         trust_inbound_context=trust_inbound_context,
+        price_genai_spans=price_genai_spans,
     )
     with _lock:
         new = Runtime(config)
@@ -224,6 +227,7 @@ def _activate(new: Runtime, *, stop: Runtime | None) -> None:
     else:
         http_capture.stop()
     patch_threads()
+    _price_genai_spans(bool(config.price_genai_spans))
     pricing.warm_up()
     if not _atexit_registered:
         atexit.register(_shutdown_at_exit)
@@ -277,9 +281,22 @@ def shutdown(timeout: float = 5.0) -> None:
         _instrumentation.uninstrument_all()
         http_capture.stop()
         unpatch_threads()
+        _price_genai_spans(False)
         rates_registry.uninstall()
     if runtime is not None:
         runtime.shutdown(timeout)
+
+
+def _price_genai_spans(enabled: bool) -> None:
+    """Start or stop pricing other instrumentations' GenAI spans.
+
+    Imported only once the option is used: the module imports ``dexcost.llm``, which
+    imports this one.
+    """
+    if enabled or "dexcost.genai_spans" in sys.modules:
+        from dexcost import genai_spans
+
+        genai_spans.apply(enabled)
 
 
 def instrumented_libraries() -> list[str]:
