@@ -13,10 +13,13 @@ skipped when:
    ``execute_tool``, OpenLLMetry's workflow/task/agent/tool spans ...);
 3. a GenAI span below it ended first, or one above it was already priced: an agent or
    framework span that sums or repeats its children's usage;
-4. dexcost's own SDK patch recorded a call inside it, or it started inside such a call
+4. a span with the same ``gen_ai.response.id`` ended first: two instrumentations that
+   trace one request side by side (OpenLLMetry's anthropic span does not contain the
+   anthropic SDK's own span; they are siblings);
+5. dexcost's own SDK patch recorded a call inside it, or it started inside such a call
    (the wrappers of both libraries nest, in whichever order they were applied);
-5. it comes from an SDK dexcost is patching in this process, known by the
-   instrumentation's scope or else by the provider name. Points 3 and 4 already catch
+6. it comes from an SDK dexcost is patching in this process, known by the
+   instrumentation's scope or else by the provider name. Points 3 to 5 already catch
    every nested case; this one is for a call whose context was lost between threads,
    where one recorded call and one priced span would otherwise both count.
 """
@@ -53,8 +56,11 @@ PRICED_FROM_SCOPE: Final = "dexcost.genai_span.scope"
 
 # Open spans kept at most: a span that never ends must not grow memory without bound.
 MAX_OPEN_SPANS: Final = 50_000
-# Ids of recently priced spans, so a child that ends after its parent is not priced too.
+# Ids of recently priced spans (a child that ends after its parent is not priced too),
+# and of recently seen responses (a request traced twice side by side counts once).
 MAX_PRICED_SPANS: Final = 4_096
+MAX_RESPONSES: Final = 4_096
+RESPONSE_ID: Final = "gen_ai.response.id"
 # Ancestors walked at most, against a cycle of ids.
 MAX_DEPTH: Final = 64
 
@@ -112,6 +118,7 @@ class GenAISpanPricer(SpanProcessor):
         self.active = False
         self._open: dict[int, _Open] = {}
         self._priced: dict[int, None] = {}
+        self._responses: dict[str, None] = {}
         self._lock = threading.Lock()
 
     def stop(self) -> None:
@@ -120,6 +127,7 @@ class GenAISpanPricer(SpanProcessor):
         with self._lock:
             self._open.clear()
             self._priced.clear()
+            self._responses.clear()
 
     # --- SpanProcessor ---
 
@@ -186,6 +194,8 @@ class GenAISpanPricer(SpanProcessor):
                 "dexcost skipped GenAI span %r: it started before dexcost saw it", span.name
             )
             return
+        if self._response_seen(attributes.get(RESPONSE_ID)):
+            return
         if record.covered or record.inside_call or self._ancestor_priced(parent_id):
             return
         call = read_call(attributes, scope_name)
@@ -218,6 +228,19 @@ class GenAISpanPricer(SpanProcessor):
             if record is None:
                 return False
             span_id = record.parent_id
+        return False
+
+    def _response_seen(self, response_id: object) -> bool:
+        """Tell whether a span of the same response ended before; remember this one."""
+        if not isinstance(response_id, str) or not response_id:
+            return False
+        with self._lock:
+            responses = self._responses
+            if response_id in responses:
+                return True
+            responses[response_id] = None
+            if len(responses) > MAX_RESPONSES:
+                del responses[next(iter(responses))]
         return False
 
     def _remember_priced(self, span_id: int) -> None:
