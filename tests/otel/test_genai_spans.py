@@ -30,6 +30,7 @@ from dexcost.config import DexcostConfig
 from dexcost.demo.fake_anthropic import AnthropicUsage, FakeAnthropic
 from dexcost.demo.fake_openai import FakeOpenAI, FakeUsage
 from dexcost.genai_spans import processor as pricer_module
+from dexcost.genai_spans.read import provider_of, read_usage
 
 from .genai_host import (
     MESSAGES,
@@ -477,3 +478,68 @@ def test_invalid_environment_value_names_the_value(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DEXCOST_PRICE_GENAI_SPANS", "sometimes")
     with pytest.raises(ValueError, match="'sometimes'"):
         DexcostConfig(storage="local")
+
+
+# --- reading the attributes each instrumentation writes ---
+
+CLAUDE_CACHE_ATTRIBUTES = {
+    "gen_ai.usage.output_tokens": 300,
+    "gen_ai.usage.cache_read.input_tokens": 5000,
+    "gen_ai.usage.cache_creation.input_tokens": 2000,
+}
+
+
+def test_openlit_anthropic_span_priced_with_its_cache_tokens_added(
+    host: Host, start: Any, calls: Any
+) -> None:
+    # OpenLIT writes Anthropic's own input count, which leaves the cache tokens out.
+    start([])
+    span = host.provider.get_tracer("openlit.otel.tracing").start_span(
+        "chat claude-sonnet-4-20250514",
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "anthropic",
+            "gen_ai.request.model": CLAUDE,
+            "gen_ai.usage.input_tokens": 1000,
+            **CLAUDE_CACHE_ATTRIBUTES,
+        },
+    )
+    span.end()
+    (event,) = calls()
+    assert Decimal(event["cost_usd"]) == CLAUDE_CACHED_COST
+
+
+def test_input_that_follows_the_conventions_keeps_its_cache_tokens() -> None:
+    attributes = {"gen_ai.usage.input_tokens": 8000, **CLAUDE_CACHE_ATTRIBUTES}
+    usage = read_usage(attributes, "com.anthropic.sdk.python", "anthropic")
+    assert usage is not None
+    assert usage.input_tokens == 8000
+
+
+def test_input_smaller_than_its_cache_tokens_cannot_include_them() -> None:
+    attributes = {"gen_ai.usage.input_tokens": 1000, **CLAUDE_CACHE_ATTRIBUTES}
+    usage = read_usage(attributes, "acme.anthropic", "anthropic")
+    assert usage is not None
+    assert usage.input_tokens == 8000
+
+
+def test_legacy_token_names_are_read() -> None:
+    attributes = {"gen_ai.usage.prompt_tokens": 1200, "gen_ai.usage.completion_tokens": 300}
+    usage = read_usage(attributes, "acme", "openai")
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (1200, 300)
+
+
+@pytest.mark.parametrize(
+    ("written", "provider"),
+    [
+        ({"gen_ai.system": "az.ai.inference"}, "azure.ai.inference"),
+        ({"gen_ai.system": "gemini"}, "gcp.gemini"),
+        ({"gen_ai.system": "OpenAI"}, "openai"),
+        ({"gen_ai.provider.name": "aws.bedrock", "gen_ai.system": "bedrock"}, "aws.bedrock"),
+    ],
+)
+def test_provider_names_of_the_instrumentations_are_mapped(
+    written: dict[str, str], provider: str
+) -> None:
+    assert provider_of(written) == provider
