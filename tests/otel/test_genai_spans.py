@@ -132,6 +132,16 @@ def _chat(usage: FakeUsage | None = None) -> None:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
 
+def _streamed_chat(**options: Any) -> None:
+    fake = FakeOpenAI(usage=FakeUsage(prompt_tokens=1200, completion_tokens=300))
+    with openai_client(fake) as client:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, **options
+        )
+        for _ in stream:
+            pass
+
+
 def _message(usage: AnthropicUsage) -> None:
     pytest.importorskip("anthropic")
     with anthropic_client(FakeAnthropic(usage=usage)) as client:
@@ -157,6 +167,43 @@ def test_patched_openai_and_foreign_span_count_once(
     (event,) = calls()
     assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
     assert "dexcost.genai_span.scope" not in event["attributes"]
+
+
+@pytest.mark.parametrize("dexcost_first", [True, False], ids=["dexcost-inner", "dexcost-outer"])
+def test_patched_openai_stream_and_foreign_span_count_once(
+    host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any, dexcost_first: bool
+) -> None:
+    # The foreign span ends when the stream is read to the end, after the SDK call.
+    if dexcost_first:
+        start(["openai"])
+        openai_instrumentor()
+    else:
+        openai_instrumentor()
+        start(["openai"])
+    _streamed_chat()
+    (event,) = calls()
+    assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
+
+
+def test_foreign_stream_span_priced_when_the_caller_asks_for_usage(
+    host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
+) -> None:
+    openai_instrumentor()
+    start([])
+    _streamed_chat(stream_options={"include_usage": True})
+    (event,) = calls()
+    assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
+
+
+def test_foreign_stream_span_without_usage_is_usage_unknown(
+    host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
+) -> None:
+    # Without dexcost's patch nobody asks the API for a stream's usage.
+    openai_instrumentor()
+    start([])
+    _streamed_chat()
+    (event,) = calls()
+    assert (event["cost_status"], event["cost_usd"]) == ("usage_unknown", None)
 
 
 def test_foreign_openai_span_priced_when_dexcost_does_not_patch_openai(
