@@ -33,7 +33,7 @@ class Host:
     exporter: InMemorySpanExporter
 
     def genai_spans(self) -> list[ReadableSpan]:
-        """The finished spans that carry token usage, whoever made them."""
+        """The finished spans that carry token usage, from every instrumentation."""
         return [
             span
             for span in self.exporter.get_finished_spans()

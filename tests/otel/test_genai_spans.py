@@ -152,7 +152,7 @@ def _message(usage: AnthropicUsage) -> None:
 
 
 @pytest.mark.parametrize("dexcost_first", [True, False], ids=["dexcost-inner", "dexcost-outer"])
-def test_patched_openai_and_foreign_span_count_once(
+def test_patched_openai_counts_once(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any, dexcost_first: bool
 ) -> None:
     # Whichever wrapper is outermost, the call is recorded once, by dexcost's patch.
@@ -170,7 +170,7 @@ def test_patched_openai_and_foreign_span_count_once(
 
 
 @pytest.mark.parametrize("dexcost_first", [True, False], ids=["dexcost-inner", "dexcost-outer"])
-def test_patched_openai_stream_and_foreign_span_count_once(
+def test_patched_openai_stream_counts_once(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any, dexcost_first: bool
 ) -> None:
     # The foreign span ends when the stream is read to the end, after the SDK call.
@@ -185,7 +185,7 @@ def test_patched_openai_stream_and_foreign_span_count_once(
     assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
 
 
-def test_foreign_stream_span_priced_when_the_caller_asks_for_usage(
+def test_stream_span_priced_with_usage(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     openai_instrumentor()
@@ -195,7 +195,7 @@ def test_foreign_stream_span_priced_when_the_caller_asks_for_usage(
     assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
 
 
-def test_foreign_stream_span_without_usage_is_usage_unknown(
+def test_stream_span_without_usage_unknown(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     # Without dexcost's patch nobody asks the API for a stream's usage.
@@ -203,10 +203,11 @@ def test_foreign_stream_span_without_usage_is_usage_unknown(
     start([])
     _streamed_chat()
     (event,) = calls()
-    assert (event["cost_status"], event["cost_usd"]) == ("usage_unknown", None)
+    assert event["cost_status"] == "usage_unknown"
+    assert event["cost_usd"] is None
 
 
-def test_foreign_openai_span_priced_when_dexcost_does_not_patch_openai(
+def test_openai_span_priced_without_patch(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     openai_instrumentor()
@@ -216,7 +217,7 @@ def test_foreign_openai_span_priced_when_dexcost_does_not_patch_openai(
     assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
 
 
-def test_event_priced_from_a_span_names_the_response_model_and_the_span(
+def test_span_event_names_model_and_span(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     openai_instrumentor()
@@ -224,16 +225,14 @@ def test_event_priced_from_a_span_names_the_response_model_and_the_span(
     _chat()
     (span,) = host.genai_spans()
     (event,) = calls()
-    assert (event["model"], event["input_tokens"], event["output_tokens"]) == (
-        "gpt-4o-mini-2024-07-18",
-        1200,
-        300,
-    )
+    assert event["model"] == "gpt-4o-mini-2024-07-18"
+    assert event["input_tokens"] == 1200
+    assert event["output_tokens"] == 300
     assert event["attributes"]["dexcost.genai_span.scope"] == span.instrumentation_scope.name
     assert event["parent_span_id"] == format(span.context.span_id, "016x")
 
 
-def test_foreign_openai_span_ignored_when_the_option_is_off(
+def test_option_off_ignores_spans(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     openai_instrumentor()
@@ -244,7 +243,7 @@ def test_foreign_openai_span_ignored_when_the_option_is_off(
 
 
 @pytest.mark.parametrize("openai_instrumentor", ["openllmetry"], indirect=True)
-def test_cached_openai_tokens_priced_at_the_cache_rate(
+def test_cached_openai_tokens_priced(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     # openai-v2 2.4b0 writes no cache counts on its spans, so its cached calls are
@@ -259,9 +258,7 @@ def test_cached_openai_tokens_priced_at_the_cache_rate(
 # --- anthropic: OpenLLMetry's instrumentation and the SDK's own spans ---
 
 
-def test_anthropic_sdk_spans_priced_with_cache_and_1h_writes(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_anthropic_sdk_span_priced(host: Host, start: Any, calls: Any) -> None:
     pytest.importorskip("anthropic", minversion="2")
     start([])
     _message(
@@ -277,7 +274,7 @@ def test_anthropic_sdk_spans_priced_with_cache_and_1h_writes(
     assert event["attributes"]["dexcost.genai_span.scope"] == "com.anthropic.sdk.python"
 
 
-def test_patched_anthropic_and_its_own_span_count_once(host: Host, start: Any, calls: Any) -> None:
+def test_patched_anthropic_counts_once(host: Host, start: Any, calls: Any) -> None:
     pytest.importorskip("anthropic", minversion="2")
     start(["anthropic"])
     _message(
@@ -301,7 +298,7 @@ CACHED_CLAUDE = AnthropicUsage(
 )
 
 
-def test_openllmetry_anthropic_span_priced_once_with_cache_tokens(
+def test_openllmetry_anthropic_priced_once(
     host: Host, anthropic_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     # With anthropic 2.x there are two spans for the request: OpenLLMetry's around
@@ -313,7 +310,7 @@ def test_openllmetry_anthropic_span_priced_once_with_cache_tokens(
     assert Decimal(event["cost_usd"]) == CLAUDE_CACHED_COST
 
 
-def test_patched_anthropic_and_openllmetry_span_count_once(
+def test_patched_anthropic_openllmetry_once(
     host: Host, anthropic_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     anthropic_instrumentor()
@@ -349,39 +346,35 @@ def _genai(
     return span
 
 
-def test_span_without_usage_is_recorded_as_usage_unknown(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_span_without_usage_unknown(host: Host, start: Any, calls: Any) -> None:
     start([])
     _genai(host, "acme.genai", "chat gpt-4o-mini", usage=None).end()
     (event,) = calls()
-    assert (event["cost_status"], event["cost_usd"]) == ("usage_unknown", None)
+    assert event["cost_status"] == "usage_unknown"
+    assert event["cost_usd"] is None
 
 
-def test_failed_request_without_usage_costs_nothing(host: Host, start: Any, calls: Any) -> None:
+def test_failed_request_costs_nothing(host: Host, start: Any, calls: Any) -> None:
     start([])
     span = _genai(host, "acme.genai", "chat gpt-4o-mini", usage=None)
     span.set_attribute("http.response.status_code", 429)
     span.set_status(StatusCode.ERROR)
     span.end()
     (event,) = calls()
-    assert (event["cost_status"], Decimal(event["cost_usd"])) == ("priced", Decimal(0))
+    assert event["cost_status"] == "priced"
+    assert Decimal(event["cost_usd"]) == 0
 
 
-def test_unknown_model_is_unpriced_and_keeps_its_tokens(host: Host, start: Any, calls: Any) -> None:
+def test_unknown_model_keeps_tokens(host: Host, start: Any, calls: Any) -> None:
     start([])
     _genai(host, "acme.genai", "chat acme-7b", provider="acme", model="acme-7b").end()
     (event,) = calls()
-    assert (event["cost_status"], event["input_tokens"], event["output_tokens"]) == (
-        "unpriced",
-        1200,
-        300,
-    )
+    assert event["cost_status"] == "unpriced"
+    assert event["input_tokens"] == 1200
+    assert event["output_tokens"] == 300
 
 
-def test_agent_and_framework_spans_around_a_patched_call_count_once(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_framework_spans_around_patch_once(host: Host, start: Any, calls: Any) -> None:
     # The framework's spans name no SDK dexcost patches: only the recorded call
     # inside them keeps them from being priced.
     start(["openai"])
@@ -397,9 +390,7 @@ def test_agent_and_framework_spans_around_a_patched_call_count_once(
     assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST
 
 
-def test_framework_span_around_a_priced_span_counts_once(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_framework_span_around_span_once(host: Host, start: Any, calls: Any) -> None:
     start([])
     outer = _genai(host, "langchain", "chat", provider="langchain")
     with trace_api.use_span(outer, end_on_exit=True):
@@ -408,9 +399,7 @@ def test_framework_span_around_a_priced_span_counts_once(
     assert event["attributes"]["dexcost.genai_span.scope"] == "acme.openai"
 
 
-def test_span_ending_after_its_priced_parent_is_not_priced(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_child_ending_late_not_priced(host: Host, start: Any, calls: Any) -> None:
     start([])
     outer = _genai(host, "langchain", "chat", provider="langchain")
     with trace_api.use_span(outer):
@@ -420,19 +409,19 @@ def test_span_ending_after_its_priced_parent_is_not_priced(
     assert len(calls()) == 1
 
 
-def test_agent_span_with_usage_is_never_priced(host: Host, start: Any, calls: Any) -> None:
+def test_agent_span_never_priced(host: Host, start: Any, calls: Any) -> None:
     start([])
     _genai(host, "acme.agents", "invoke_agent", operation="invoke_agent").end()
     assert calls() == []
 
 
-def test_dexcost_scope_spans_are_skipped(host: Host, start: Any, calls: Any) -> None:
+def test_dexcost_scope_skipped(host: Host, start: Any, calls: Any) -> None:
     start([])
     _genai(host, "dexcost", "chat gpt-4o-mini").end()
     assert calls() == []
 
 
-def test_attribution_is_read_where_the_span_started(host: Host, start: Any, calls: Any) -> None:
+def test_attribution_from_span_start(host: Host, start: Any, calls: Any) -> None:
     start([])
     with dexcost.task("ticket", customer_id="acme"):
         span = _genai(host, "acme.openai", "chat gpt-4o-mini")
@@ -441,13 +430,14 @@ def test_attribution_is_read_where_the_span_started(host: Host, start: Any, call
         ender.start()
         ender.join()
     (event,) = calls()
-    assert (event["customer_id"], event["task_type"]) == ("acme", "ticket")
+    assert event["customer_id"] == "acme"
+    assert event["task_type"] == "ticket"
 
 
 # --- attaching to the host's provider ---
 
 
-def test_provider_set_after_init_gets_the_pricer(
+def test_provider_set_after_init(
     buffer_path: Path, calls: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with unset_global_provider():
@@ -477,7 +467,7 @@ class _Wrapper(trace_api.TracerProvider):
         return self.provider.get_tracer(*args, **kwargs)
 
 
-def test_sdk_provider_found_behind_a_wrapper(buffer_path: Path, calls: Any) -> None:
+def test_provider_behind_wrapper(buffer_path: Path, calls: Any) -> None:
     host = new_host()
     with unset_global_provider():
         trace_api.set_tracer_provider(_Wrapper(host.provider))
@@ -492,16 +482,14 @@ def test_sdk_provider_found_behind_a_wrapper(buffer_path: Path, calls: Any) -> N
     assert len(calls()) == 1
 
 
-def test_pricer_is_added_once_across_inits(host: Host, start: Any) -> None:
+def test_pricer_added_once(host: Host, start: Any) -> None:
     start([])
     start([])
     processors = host.provider._active_span_processor._span_processors
     assert processors.count(genai_spans.pricer()) == 1
 
 
-def test_pricing_failure_never_reaches_the_application(
-    host: Host, start: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pricing_failure_contained(host: Host, start: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any) -> Any:
         raise RuntimeError("read failed")
 
@@ -514,14 +502,14 @@ def test_pricing_failure_never_reaches_the_application(
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("off", False)])
-def test_option_read_from_the_environment(
+def test_option_from_environment(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
 ) -> None:
     monkeypatch.setenv("DEXCOST_PRICE_GENAI_SPANS", value)
     assert DexcostConfig(storage="local").price_genai_spans is expected
 
 
-def test_invalid_environment_value_names_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEXCOST_PRICE_GENAI_SPANS", "sometimes")
     with pytest.raises(ValueError, match="'sometimes'"):
         DexcostConfig(storage="local")
@@ -536,9 +524,7 @@ CLAUDE_CACHE_ATTRIBUTES = {
 }
 
 
-def test_openlit_anthropic_span_priced_with_its_cache_tokens_added(
-    host: Host, start: Any, calls: Any
-) -> None:
+def test_openlit_anthropic_adds_cache(host: Host, start: Any, calls: Any) -> None:
     # OpenLIT writes Anthropic's own input count, which leaves the cache tokens out.
     start([])
     span = host.provider.get_tracer("openlit.otel.tracing").start_span(
@@ -556,25 +542,26 @@ def test_openlit_anthropic_span_priced_with_its_cache_tokens_added(
     assert Decimal(event["cost_usd"]) == CLAUDE_CACHED_COST
 
 
-def test_input_that_follows_the_conventions_keeps_its_cache_tokens() -> None:
+def test_conventional_input_kept() -> None:
     attributes = {"gen_ai.usage.input_tokens": 8000, **CLAUDE_CACHE_ATTRIBUTES}
     usage = read_usage(attributes, "com.anthropic.sdk.python", "anthropic")
     assert usage is not None
     assert usage.input_tokens == 8000
 
 
-def test_input_smaller_than_its_cache_tokens_cannot_include_them() -> None:
+def test_small_input_gets_cache_added() -> None:
     attributes = {"gen_ai.usage.input_tokens": 1000, **CLAUDE_CACHE_ATTRIBUTES}
     usage = read_usage(attributes, "acme.anthropic", "anthropic")
     assert usage is not None
     assert usage.input_tokens == 8000
 
 
-def test_legacy_token_names_are_read() -> None:
+def test_legacy_token_names_read() -> None:
     attributes = {"gen_ai.usage.prompt_tokens": 1200, "gen_ai.usage.completion_tokens": 300}
     usage = read_usage(attributes, "acme", "openai")
     assert usage is not None
-    assert (usage.input_tokens, usage.output_tokens) == (1200, 300)
+    assert usage.input_tokens == 1200
+    assert usage.output_tokens == 300
 
 
 @pytest.mark.parametrize(
@@ -586,7 +573,5 @@ def test_legacy_token_names_are_read() -> None:
         ({"gen_ai.provider.name": "aws.bedrock", "gen_ai.system": "bedrock"}, "aws.bedrock"),
     ],
 )
-def test_provider_names_of_the_instrumentations_are_mapped(
-    written: dict[str, str], provider: str
-) -> None:
+def test_provider_names_mapped(written: dict[str, str], provider: str) -> None:
     assert provider_of(written) == provider

@@ -5,7 +5,7 @@ added to the application's own SDK TracerProvider, never replacing it. The provi
 found behind wrappers that forward ``add_span_processor`` (Logfire's) or hold the SDK
 provider in an attribute. A provider the application sets after ``init()`` gets the
 processor when it is set. With no SDK provider there is nothing to attach to, and one
-debug line says so. Turning the option off stops the processor: the SDK has no way to
+debug line is logged. Turning the option off stops the processor: the SDK has no way to
 remove one.
 """
 
@@ -32,7 +32,7 @@ _MAX_WRAPPERS: Final = 4
 
 _lock = threading.Lock()
 _pricer = GenAISpanPricer()
-# Providers the pricer was added to; weak, so a provider the app drops is freed.
+# Providers the pricer was added to. Weak references, so a provider the app drops is freed.
 _attached: weakref.WeakSet[Any] = weakref.WeakSet()
 _attached_ids: set[int] = set()
 # (the API's setter, dexcost's wrapper around it) while the wrapper is installed.
@@ -77,7 +77,7 @@ def find_sdk_provider(provider: object) -> Any | None:
 
 
 def _attach(provider: object) -> None:
-    """Add the pricer to ``provider`` once; the caller holds ``_lock``."""
+    """Add the pricer to ``provider`` once. The caller must hold ``_lock``."""
     target = find_sdk_provider(provider)
     if target is None:
         logger.debug(
@@ -130,6 +130,6 @@ def _unhook_provider_setter() -> None:
         return
     original, wrapper = _setter_hook
     _setter_hook = None
-    # Left in place when someone wrapped it after dexcost; it then only passes through.
+    # Left in place when another library wrapped it after dexcost. It then only passes through.
     if getattr(trace_api, "_set_tracer_provider", None) is wrapper:
         trace_api._set_tracer_provider = original

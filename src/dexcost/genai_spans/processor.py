@@ -13,9 +13,9 @@ skipped when:
    ``execute_tool``, OpenLLMetry's workflow/task/agent/tool spans ...);
 3. a GenAI span below it ended first, or one above it was already priced: an agent or
    framework span that sums or repeats its children's usage;
-4. a span with the same ``gen_ai.response.id`` ended first: two instrumentations that
-   trace one request side by side (OpenLLMetry's anthropic span does not contain the
-   anthropic SDK's own span; they are siblings);
+4. a span with the same ``gen_ai.response.id`` ended first. Two instrumentations can
+   trace one request side by side: OpenLLMetry's anthropic span is a sibling of the
+   anthropic SDK's own span, not its parent;
 5. dexcost's own SDK patch recorded a call inside it, or it started inside such a call
    (the wrappers of both libraries nest, in whichever order they were applied);
 6. it comes from an SDK dexcost is patching in this process, known by the
@@ -100,7 +100,7 @@ _PROVIDER_SDKS: Final = {
 
 
 class _Open:
-    """What ``on_start`` kept about one span until it ends."""
+    """The state ``on_start`` keeps about one span until it ends."""
 
     __slots__ = ("context", "covered", "inside_call", "parent_id")
 
@@ -297,10 +297,10 @@ class _SpanCall(LLMCall):
         self.task = resolve_task(runtime, started_in, self.attribution)
         # Outside a task the event is a child of the span it was priced from.
         span_context = span.get_span_context()
-        here = started_in
+        in_span = started_in
         if span_context is not None:
-            here = set_span_in_context(NonRecordingSpan(span_context), started_in)
-        self.parent = self.task.event_parent(here)
+            in_span = set_span_in_context(NonRecordingSpan(span_context), started_in)
+        self.parent = self.task.event_parent(in_span)
         self._finished = False
 
 

@@ -20,8 +20,9 @@ instrumentation writes was read in its source:
   part in ``anthropic.usage.cache_creation.ephemeral_1h_input_tokens``.
 - OpenLIT (scope ``openlit.otel.tracing``): ``gen_ai.system`` values such as
   ``openai``, ``anthropic``, ``aws.bedrock``, ``gemini``, ``vertex_ai``,
-  ``az.ai.inference``, ``az.ai.openai``; its Anthropic input tokens leave the cache
-  tokens out (read in its source, not run: see the page on GenAI spans).
+  ``az.ai.inference`` and ``az.ai.openai``. Its Anthropic input tokens leave the cache
+  tokens out. NOTE: read in its source only, because OpenLIT 1.45 cannot be installed
+  next to openai 3.x or anthropic 2.x.
 
 Anything else is read as the conventions say (input includes cache tokens), except
 that an input count smaller than its own cache counts cannot include them.
@@ -75,7 +76,7 @@ _AUDIO_INPUT: Final = ("gen_ai.usage.audio.input_tokens",)
 _AUDIO_OUTPUT: Final = ("gen_ai.usage.audio.output_tokens",)
 
 # Provider names the instrumentations write, lower-cased -> the conventions' names that
-# dexcost's price table knows. Names not listed are used as they are.
+# dexcost's price table maps. Names not listed are used as they are.
 _PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "bedrock": "aws.bedrock",
     "aws": "aws.bedrock",
