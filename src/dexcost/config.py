@@ -173,8 +173,8 @@ class DexcostConfig:
         word = text.strip().lower()
         if word not in _TRUE_WORDS | _FALSE_WORDS:
             raise ValueError(
-                f"{PRICE_GENAI_SPANS_ENV}={text!r} is not a yes/no value; set it to true or "
-                "false (or 1 or 0), or unset it"
+                f"{PRICE_GENAI_SPANS_ENV}={text!r} is invalid: it must be a yes/no value; set it "
+                "to true or false (or 1 or 0), or unset it"
             )
         self.price_genai_spans = word in _TRUE_WORDS
 

@@ -43,9 +43,9 @@ _SDK_CALL_KEY = otel_context.create_key("dexcost-sdk-llm-call")
 # Makes finish() exactly-once when a stream's close and its last item race on two
 # threads. One shared lock: uncontended, it is cheaper than a lock per call.
 _FINISH_LOCK = threading.Lock()
-# Told about every SDK call dexcost starts recording, with the context it starts in.
-# Set only while dexcost prices other instrumentations' GenAI spans, which then skip
-# the spans around the call.
+# Called with the context of every SDK call dexcost starts recording. Set only while
+# dexcost prices other instrumentations' GenAI spans, which then skip the spans around
+# the call.
 _call_observer: Callable[[otel_context.Context], None] | None = None
 
 
@@ -266,7 +266,10 @@ class LLMCall:
 
 
 def observe_calls(observer: Callable[[otel_context.Context], None] | None) -> None:
-    """Set the function told about each SDK call dexcost starts recording (None: none)."""
+    """Set the function called with the context of each SDK call dexcost starts recording.
+
+    None removes it.
+    """
     global _call_observer
     _call_observer = observer
 

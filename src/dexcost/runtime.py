@@ -290,8 +290,8 @@ def shutdown(timeout: float = 5.0) -> None:
 def _price_genai_spans(enabled: bool) -> None:
     """Start or stop pricing other instrumentations' GenAI spans.
 
-    Imported only once the option is used: the module imports ``dexcost.llm``, which
-    imports this one.
+    The module is imported only once the option is used, because it imports
+    ``dexcost.llm``, which imports this module.
     """
     if enabled or "dexcost.genai_spans" in sys.modules:
         from dexcost import genai_spans

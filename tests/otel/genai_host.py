@@ -8,6 +8,8 @@ API's private guard; nothing else does that.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +81,12 @@ def methods_restored(*packages: str) -> Iterator[None]:
     OpenLLMetry 0.62's ``uninstrument()`` leaves its wrapper on the openai 3.x
     resource methods, which would trace later tests into providers already shut down.
     """
+    for package in packages:
+        # Submodules load lazily: import them all, so the snapshot covers every class an
+        # instrumentation may wrap during the block.
+        module = importlib.import_module(package)
+        for found in pkgutil.walk_packages(module.__path__, f"{package}."):
+            importlib.import_module(found.name)
     prefixes = tuple(f"{package}." for package in packages)
     saved: list[tuple[type, dict[str, Any]]] = []
     for name, module in list(sys.modules.items()):
