@@ -322,11 +322,20 @@ def test_openllmetry_anthropic_priced_once(
     assert Decimal(event["cost_usd"]) == CLAUDE_CACHED_COST
 
 
+@pytest.mark.parametrize("dexcost_first", [True, False], ids=["dexcost-inner", "dexcost-outer"])
 def test_patched_anthropic_openllmetry_once(
-    host: Host, anthropic_instrumentor: Callable[[], None], start: Any, calls: Any
+    host: Host,
+    anthropic_instrumentor: Callable[[], None],
+    start: Any,
+    calls: Any,
+    dexcost_first: bool,
 ) -> None:
-    anthropic_instrumentor()
-    start(["anthropic"])
+    if dexcost_first:
+        start(["anthropic"])
+        anthropic_instrumentor()
+    else:
+        anthropic_instrumentor()
+        start(["anthropic"])
     _message(CACHED_CLAUDE)
     (event,) = calls()
     assert Decimal(event["cost_usd"]) == CLAUDE_CACHED_COST
