@@ -601,3 +601,33 @@ def test_provider_names_mapped(written: dict[str, str], provider: str) -> None:
 def test_option_rejects_non_bool() -> None:
     with pytest.raises(TypeError, match="price_genai_spans"):
         DexcostConfig(storage="local", price_genai_spans="yes")  # type: ignore[arg-type]
+
+
+def test_provider_named_in_environment_gets_pricer(
+    buffer_path: Path, calls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # get_tracer_provider() loads and sets this provider inside init().
+    monkeypatch.setenv("OTEL_PYTHON_TRACER_PROVIDER", "sdk_tracer_provider")
+    with unset_global_provider():
+        dexcost.init(
+            storage="local",
+            buffer_path=str(buffer_path),
+            auto_instrument=[],
+            price_genai_spans=True,
+        )
+        provider = trace_api.get_tracer_provider()
+        span = provider.get_tracer("acme.openai").start_span(
+            "chat gpt-4o-mini",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1200,
+                "gen_ai.usage.output_tokens": 300,
+            },
+        )
+        span.end()
+        dexcost.shutdown()
+        provider.shutdown()
+    (event,) = calls()
+    assert Decimal(event["cost_usd"]) == GPT_4O_MINI_COST

@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 _INNER_PROVIDER_NAMES: Final = ("provider", "_provider", "tracer_provider", "_tracer_provider")
 _MAX_WRAPPERS: Final = 4
 
-_lock = threading.Lock()
+# Re-entrant: with OTEL_PYTHON_TRACER_PROVIDER set, get_tracer_provider() inside apply()
+# sets the provider, which runs the setter wrapper below on the same thread.
+_lock = threading.RLock()
 _pricer = GenAISpanPricer()
 # Providers the pricer was added to. Weak references, so a provider the app drops is freed.
 _attached: weakref.WeakSet[Any] = weakref.WeakSet()
