@@ -16,6 +16,7 @@ ALLOW_HTTP_HOSTS_ENV = "DEXCOST_ALLOW_HTTP_HOSTS"
 KEY_PREFIXES = ("dx_live_", "dx_test_")
 # "true" hands a copy of every cost span to the application's own tracer provider.
 EXPORT_TO_OTEL_ENV = "DEXCOST_EXPORT_TO_OTEL"
+# Words an on/off environment variable accepts; unset counts as off.
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 DEVELOPMENT = "development"
@@ -23,6 +24,9 @@ DEVELOPMENT = "development"
 # Defaults the retry tracker uses when the user gives none.
 DEFAULT_RETRY_WINDOW_SECONDS = 60.0
 DEFAULT_RETRY_THRESHOLD = 0.8
+
+# "true" prices the GenAI spans other instrumentations make on the app's provider.
+PRICE_GENAI_SPANS_ENV = "DEXCOST_PRICE_GENAI_SPANS"
 
 
 def _plain_http_allowed(host: str) -> bool:
@@ -78,6 +82,21 @@ def catalog_url_problem(url: str) -> str | None:
             "or localhost) because anyone on the network path could change the prices"
         )
     return None
+
+
+def _read_switch(name: str, value: object, variable: str) -> bool:
+    """Return an on/off option: the argument when given, else its environment variable."""
+    if value is not None:
+        _check_type(name, value, bool, "pass True or False")
+        return bool(value)
+    text = os.environ.get(variable, "")
+    word = text.strip().lower()
+    if word not in _TRUE_WORDS | _FALSE_WORDS:
+        raise ValueError(
+            f"{variable}={text!r} is not an on/off value; set it to true or false "
+            "(or 1 or 0), or unset it"
+        )
+    return word in _TRUE_WORDS
 
 
 def mask_key(key: str) -> str:
@@ -143,6 +162,7 @@ class DexcostConfig:
     trust_inbound_context: bool = False
     # None reads DEXCOST_EXPORT_TO_OTEL. After validation it is always a bool.
     export_to_otel: bool | None = None
+    price_genai_spans: bool | None = None
     endpoint: str = field(init=False, default=DEFAULT_ENDPOINT)
 
     def __post_init__(self) -> None:
@@ -165,6 +185,7 @@ class DexcostConfig:
         _check_type("trust_inbound_context", self.trust_inbound_context, bool, "pass True or False")
         self._validate_propagation_hosts()
         self._read_export_to_otel()
+        self._read_price_genai_spans()
 
         if self.buffer_path is None:
             self.buffer_path = os.environ.get("DEXCOST_BUFFER_PATH", "").strip() or None
@@ -203,16 +224,14 @@ class DexcostConfig:
         self.propagate_context_to = hosts
 
     def _read_export_to_otel(self) -> None:
-        if self.export_to_otel is not None:
-            _check_type("export_to_otel", self.export_to_otel, bool, "pass True or False")
-            return
-        raw = os.environ.get(EXPORT_TO_OTEL_ENV, "")
-        value = raw.strip().lower()
-        if value not in _TRUE_WORDS | _FALSE_WORDS:
-            raise ValueError(
-                f"{EXPORT_TO_OTEL_ENV}={raw!r} is not a yes/no value; set it to 'true' or 'false'"
-            )
-        self.export_to_otel = value in _TRUE_WORDS
+        self.export_to_otel = _read_switch(
+            "export_to_otel", self.export_to_otel, EXPORT_TO_OTEL_ENV
+        )
+
+    def _read_price_genai_spans(self) -> None:
+        self.price_genai_spans = _read_switch(
+            "price_genai_spans", self.price_genai_spans, PRICE_GENAI_SPANS_ENV
+        )
 
     def _read_api_key(self) -> None:
         source = "api_key"

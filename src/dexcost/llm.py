@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -43,6 +43,10 @@ _SDK_CALL_KEY = otel_context.create_key("dexcost-sdk-llm-call")
 # Makes finish() exactly-once when a stream's close and its last item race on two
 # threads. One shared lock: uncontended, it is cheaper than a lock per call.
 _FINISH_LOCK = threading.Lock()
+# Called with the context of every SDK call dexcost starts recording. Set only while
+# dexcost prices other instrumentations' GenAI spans, which then skip the spans around
+# the call.
+_call_observer: Callable[[otel_context.Context], None] | None = None
 
 
 class LLMCall:
@@ -81,6 +85,9 @@ class LLMCall:
         self.attributes = attributes if attributes is not None else {}
         self.delegated = False
         current = otel_context.get_current()
+        observer = _call_observer
+        if observer is not None:
+            observer(current)
         routing = current.get(_ROUTING_CALL_KEY)
         if isinstance(routing, LLMCall):
             # This call records the request; the routing library's call must not.
@@ -256,6 +263,15 @@ class LLMCall:
         attributes[semconv.RETRY_IS_RETRY] = True
         attributes[semconv.RETRY_CONFIDENCE] = confidence
         return True
+
+
+def observe_calls(observer: Callable[[otel_context.Context], None] | None) -> None:
+    """Set the function called with the context of each SDK call dexcost starts recording.
+
+    None removes it.
+    """
+    global _call_observer
+    _call_observer = observer
 
 
 def sdk_call_in_progress(ctx: otel_context.Context) -> bool:

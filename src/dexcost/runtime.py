@@ -181,6 +181,7 @@ def init(
     propagate_context_to: Sequence[str] | None = None,
     trust_inbound_context: bool = False,
     export_to_otel: bool | None = None,
+    price_genai_spans: bool | None = None,
 ) -> DexcostConfig:
     """Start dexcost: patch the installed LLM SDKs and record every priced call.
 
@@ -206,6 +207,7 @@ def init(
         propagate_context_to=propagate_context_to,  # type: ignore[arg-type]
         trust_inbound_context=trust_inbound_context,
         export_to_otel=export_to_otel,
+        price_genai_spans=price_genai_spans,
     )
     with _lock:
         new = Runtime(config)
@@ -242,6 +244,7 @@ def _activate(new: Runtime, *, stop: Runtime | None) -> None:
         stop.shutdown(EXIT_FLUSH_TIMEOUT_SECONDS)
     _apply_patches(new)
     patch_threads()
+    _price_genai_spans(bool(config.price_genai_spans))
     pricing.warm_up()
     if not _atexit_registered:
         atexit.register(_shutdown_at_exit)
@@ -340,9 +343,22 @@ def shutdown(timeout: float = 5.0) -> None:
         _instrumentation.uninstrument_all()
         http_capture.stop()
         unpatch_threads()
+        _price_genai_spans(False)
         rates_registry.uninstall()
     if runtime is not None:
         runtime.shutdown(timeout)
+
+
+def _price_genai_spans(enabled: bool) -> None:
+    """Start or stop pricing other instrumentations' GenAI spans.
+
+    The module is imported only once the option is used, because it imports
+    ``dexcost.llm``, which imports this module.
+    """
+    if enabled or "dexcost.genai_spans" in sys.modules:
+        from dexcost import genai_spans
+
+        genai_spans.apply(enabled)
 
 
 def instrumented_libraries() -> list[str]:

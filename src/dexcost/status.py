@@ -92,6 +92,7 @@ def storage_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None
             environment=environment,
             buffer_path="-",
             export_to_otel=False,
+            price_genai_spans=False,
         )
     except (TypeError, ValueError) as error:
         if str(error).startswith("DEXCOST_ENDPOINT"):
