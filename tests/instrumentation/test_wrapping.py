@@ -62,7 +62,7 @@ def test_second_instrumentor_does_not_wrap_again() -> None:
 
 
 def test_host_wrapper_below_keeps_working() -> None:
-    # The host instrumented the SDK first; dexcost wraps on top and still records.
+    # The host instrumented the SDK first; dexcost goes inside its wrapper and records.
     original = Resource.__dict__["create"]
     host_calls: list[int] = []
     wrapt.wrap_function_wrapper(Resource, "create", _host_wrapper(host_calls))
@@ -100,5 +100,56 @@ def test_host_wrapper_on_top_survives_uninstrument() -> None:
         assert again.calls == [6]
         assert host_calls == [4, 6]
         again.uninstrument()
+    finally:
+        Resource.create = original  # type: ignore[method-assign]
+
+
+def test_wrapper_goes_inside_host_wrapper() -> None:
+    # Inside the host's wrapper, dexcost sees the SDK's own arguments and result, not
+    # what the host's wrapper turns them into (a proxy of a stream, for instance).
+    original = Resource.__dict__["create"]
+
+    def doubling_host(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return ("host", wrapped(*args, **kwargs))
+
+    wrapt.wrap_function_wrapper(Resource, "create", doubling_host)
+    host = Resource.__dict__["create"]
+    results: list[Any] = []
+
+    class _ResultRecorder(_Recorder):
+        def _record(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            result = wrapped(*args, **kwargs)
+            results.append(result)
+            return result
+
+    recorder = _ResultRecorder()
+    recorder.instrument(ModuleType("sdk"))
+    try:
+        assert Resource.__dict__["create"] is host
+        assert Resource().create(3) == ("host", 6)
+        assert results == [6]
+        recorder.uninstrument()
+        assert host.__wrapped__ is original
+        assert Resource().create(4) == ("host", 8)
+        assert results == [6]
+    finally:
+        Resource.create = original  # type: ignore[method-assign]
+
+
+def test_host_unwrap_keeps_dexcost_wrapper() -> None:
+    # The host removes its wrapper the way OpenTelemetry's unwrap() does: the method
+    # becomes whatever the wrapper held, which is dexcost's wrapper, still recording.
+    original = Resource.__dict__["create"]
+    host_calls: list[int] = []
+    wrapt.wrap_function_wrapper(Resource, "create", _host_wrapper(host_calls))
+    recorder = _Recorder()
+    recorder.instrument(ModuleType("sdk"))
+    try:
+        Resource.create = Resource.__dict__["create"].__wrapped__  # type: ignore[method-assign]
+        assert Resource().create(5) == 10
+        assert recorder.calls == [5]
+        assert host_calls == []
+        recorder.uninstrument()
+        assert Resource.__dict__["create"] is original
     finally:
         Resource.create = original  # type: ignore[method-assign]

@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import threading
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -201,14 +202,32 @@ def find_gate(value: Any) -> _Gate | None:
     return None
 
 
+def _innermost_wrapper(value: Any, wrapper_type: type) -> Any:
+    """Return the innermost wrapt wrapper around a plain function in ``value``, or None.
+
+    Only wrappers of plain functions qualify: a wrapper of a classmethod or another
+    descriptor binds differently, so dexcost then wraps the attribute from outside.
+    """
+    holder: Any = None
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        if not isinstance(value, wrapper_type):
+            break
+        holder = value
+        value = getattr(value, "__wrapped__", None)
+    if holder is None or not isinstance(value, types.FunctionType):
+        return None
+    return holder
+
+
 class Instrumentor(ABC):
     """Patch one library; ``instrument``/``uninstrument`` are idempotent and restore exactly."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._patched = False
-        # (owner, attribute name, original value or None, gate), in patch order.
-        self._wrapped: list[tuple[Any, str, Any, _Gate]] = []
+        # (owner, attribute name, original value or None, gate, the other library's
+        # wrapper dexcost's sits inside or None), in patch order.
+        self._wrapped: list[tuple[Any, str, Any, _Gate, Any]] = []
 
     @property
     def is_instrumented(self) -> bool:
@@ -249,23 +268,38 @@ class Instrumentor(ABC):
                 return False
             gate.wrapper = wrapper
             gate.active = True
-            self._wrapped.append((owner, name, None, gate))
+            self._wrapped.append((owner, name, None, gate, None))
             return True
         import wrapt
 
         gate = _Gate(wrapper)
-        wrapt.wrap_function_wrapper(owner, name, gate)
-        self._wrapped.append((owner, name, original, gate))
+        holder = _innermost_wrapper(original, wrapt.FunctionWrapper)
+        if holder is None:
+            wrapt.wrap_function_wrapper(owner, name, gate)
+            self._wrapped.append((owner, name, original, gate, None))
+            return True
+        # Another library wrapped the method first. dexcost goes inside its wrapper,
+        # next to the SDK, so it sees the SDK's own result (a stream, not the other
+        # library's proxy of it) and both wrappers keep working.
+        inner = holder.__wrapped__
+        holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
+        self._wrapped.append((owner, name, inner, gate, holder))
         return True
 
     def _unpatch(self) -> None:
         """Undo every :meth:`_wrap`, newest first."""
         while self._wrapped:
-            owner, name, original, gate = self._wrapped.pop()
+            owner, name, original, gate, holder = self._wrapped.pop()
             gate.active = False
+            if original is None:
+                continue
             current = vars(owner).get(name)
-            if original is not None and getattr(current, "_self_wrapper", None) is gate:
+            if getattr(current, "_self_wrapper", None) is gate:
+                # The method is dexcost's wrapper again, for instance after the other
+                # library removed its own.
                 setattr(owner, name, original)
+            elif holder is not None and getattr(holder.__wrapped__, "_self_wrapper", None) is gate:
+                holder.__wrapped__ = original
 
 
 class InstrumentationManager:
