@@ -52,6 +52,37 @@ def test_worker_delivers_every_event_exactly(
     assert receiver.event_cost() == Decimal("0.00720")
 
 
+def test_requests_never_exceed_batch_size(
+    push: Push, receiver: Receiver, buffer_path: Path
+) -> None:
+    # The worker claims several batches per transaction; each still goes in its own
+    # request. Recorded during the outage, so the first pass finds 61 rows waiting.
+    push(batch_size=7)
+    record_calls(60)
+    assert dexcost.flush(timeout=10)
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert max(receiver.request_spans) <= 7
+    assert len(receiver.request_spans) >= 9  # 60 events and the session task span
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_failed_batch_releases_the_batches_claimed_with_it(
+    push: Push, receiver: Receiver, buffer_path: Path
+) -> None:
+    # The second request of a claim fails; the batches claimed with it are released
+    # unsent and go out after the backoff, so no span reaches the receiver twice.
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.faults.extend([("slow", 0), ("status", 503)])
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert 503 in receiver.statuses()
+    assert max(receiver.request_spans) <= 5
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
 def test_worker_marks_rows_synced_after_2xx(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:

@@ -53,6 +53,11 @@ RETRY_AFTER_CAP_SECONDS = 600.0
 LEASE_SECONDS = 60.0
 # How often the worker checks whether a full batch waits, between flush intervals.
 POLL_SECONDS = 0.5
+# Batches claimed, and later marked synced, per transaction. Each SQLite transaction
+# costs the worker a fixed share on top of its rows, and each statement a GIL hand-off.
+# A claimed batch may wait for the ones before it, each bounded by the request timeout,
+# so CLAIM_BATCHES * REQUEST_TIMEOUT_SECONDS stays under LEASE_SECONDS.
+CLAIM_BATCHES = 4
 # Encoded batches that may wait for the sending thread, besides the one it sends. More
 # lets the claiming thread run further ahead; each holds its lease until sent.
 SEND_AHEAD = 2
@@ -282,7 +287,9 @@ class SyncWorker(SpanProcessor):
     def _pass(self, deadline: float | None = None) -> None:
         """Send batches until none is full, one fails, or ``deadline`` passes.
 
-        Batches are pipelined: this thread claims and encodes batches while a sending
+        One transaction claims ``CLAIM_BATCHES`` batches, which are then sent one
+        request each, so a request still carries at most ``batch_size`` events. Batches
+        are pipelined: this thread claims and encodes batches while a sending
         thread gzips and posts the ones before. Encoding holds the GIL, while the POST,
         gzip and SQLite mostly release it, so the two overlap. At most ``SEND_AHEAD``
         encoded batches wait for the sending thread, and batches are sent in the order
@@ -302,10 +309,11 @@ class SyncWorker(SpanProcessor):
                 if pipeline.failed:
                     return
                 delivered, rejections = pipeline.take_delivered()
+                claim = self._batch_size * CLAIM_BATCHES
                 try:
                     with self._locked_buffer() as buffer:
                         rows = buffer.claim_pending(
-                            self.owner, self._batch_size, LEASE_SECONDS, synced=delivered
+                            self.owner, claim, LEASE_SECONDS, synced=delivered
                         )
                 finally:
                     # After the rows are marked, so the rejection stays the last sync error.
@@ -313,11 +321,12 @@ class SyncWorker(SpanProcessor):
                 if not rows:
                     return
                 encoded = self._encode(rows)
-                if not pipeline.put(encoded):
-                    # An earlier batch must wait for a retry, and so must this one.
-                    self._release([span.row_id for span in encoded])
-                    return
-                if len(rows) < self._batch_size:
+                for start in range(0, len(encoded), self._batch_size):
+                    if not pipeline.put(encoded[start : start + self._batch_size]):
+                        # An earlier batch must wait for a retry, and so must these.
+                        self._release([span.row_id for span in encoded[start:]])
+                        return
+                if len(rows) < claim:
                     return
         finally:
             error = pipeline.finish()
