@@ -27,6 +27,7 @@ from opentelemetry.trace import Tracer
 import dexcost
 from dexcost import errors
 from dexcost import processor as processor_module
+from dexcost import status as status_module
 from dexcost.buffer import Buffer
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.runtime import current_runtime
@@ -743,3 +744,62 @@ def test_deleted_buffer_is_created_again(dx, buffer_path, stored, caplog) -> Non
 
     assert [row["cost_usd"] for row in rows] == ["0.02"]
     assert "was deleted or replaced while in use" in caplog.text
+
+
+# --- the row cap without uploads ---
+
+
+def _stored_span_ids(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return [span_id for (span_id,) in connection.execute("SELECT span_id FROM spans")]
+
+
+def test_local_buffer_evicts_oldest_rows_past_the_cap(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
+    monkeypatch.setattr(processor_module, "PRUNE_INTERVAL_SECONDS", 0.0)
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+    with dexcost.task("first"):
+        for _ in range(60):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    assert dexcost.flush(WAIT_SECONDS)
+    first = set(_stored_span_ids(buffer_path))
+    assert len(first) == 61  # 60 calls and their task
+    with dexcost.task("second"):
+        for _ in range(60):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    assert dexcost.flush(WAIT_SECONDS)
+
+    # 122 rows are over the cap of 100, so the writer deletes down to 90: the 32 oldest.
+    assert _wait_until(lambda: _row_count(buffer_path) == 90)
+    remaining = set(_stored_span_ids(buffer_path))
+    assert len(first - remaining) == 32
+    assert _counter(buffer_path, "evicted_events") == 32
+    assert "deleted the 32 oldest cost events" in caplog.text
+    dexcost.shutdown()
+    assert status_module.collect_status(buffer_path)["evicted_events"] == 32
+
+
+def test_local_buffer_under_the_cap_keeps_every_row(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
+    monkeypatch.setattr(processor_module, "PRUNE_INTERVAL_SECONDS", 0.0)
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+    with dexcost.task("small"):
+        for _ in range(99):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    dexcost.shutdown()
+
+    assert _row_count(buffer_path) == 100
+    assert _counter(buffer_path, "evicted_events") is None
+
+
+def test_invalid_row_cap_fails_init_in_local_mode(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "lots")
+
+    with pytest.raises(ValueError, match="DEXCOST_BUFFER_MAX_ROWS='lots' is invalid"):
+        dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])

@@ -53,9 +53,11 @@ except ImportError:  # opentelemetry-instrumentation is optional
     _otel_suppress_instrumentation = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = [
+    "DEFAULT_MAX_ROWS",
     "DROPPED_EVENTS",
     "EVICTED_EVENTS",
     "INTERNAL_ERRORS",
+    "MAX_ROWS_ENV",
     "REJECTED_EVENTS",
     "SCHEMA_VERSION",
     "SYNC_FAILED",
@@ -70,6 +72,7 @@ __all__ = [
     "ServiceRateRow",
     "default_buffer_path",
     "fallback_buffer_path",
+    "max_rows_setting",
     "read_rate_rows",
     "resolve_buffer_path",
     "span_to_row",
@@ -108,6 +111,12 @@ SYNC_ROW_COLUMNS: Final = (
 # statement and never meets SQLite's limit on bound variables.
 _IDS: Final = "SELECT value FROM json_each(?)"
 
+# The row cap: once the buffer holds more rows, the oldest are deleted (see
+# ``Buffer.enforce_max_rows``). At about 1.5 KB a row (measured on priced LLM call
+# events), the default is roughly 750 MB of buffer.
+MAX_ROWS_ENV: Final = "DEXCOST_BUFFER_MAX_ROWS"
+DEFAULT_MAX_ROWS: Final = 500_000
+
 # How long a write waits for another connection's lock before failing.
 BUSY_TIMEOUT_SECONDS: Final = 5.0
 
@@ -134,6 +143,26 @@ class RateRows(NamedTuple):
 
     services: list[tuple[object, ...]]
     models: list[tuple[object, ...]]
+
+
+def max_rows_setting() -> int:
+    """Return the buffer row cap from ``DEXCOST_BUFFER_MAX_ROWS``, or the default.
+
+    Raises ``ValueError`` for a value that is not a whole number of at least 1.
+    """
+    text = os.environ.get(MAX_ROWS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_ROWS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"{MAX_ROWS_ENV}={text!r} is invalid; set it to a whole number of rows of at "
+            f"least 1, or unset it for the default ({DEFAULT_MAX_ROWS})"
+        )
+    return value
 
 
 # --- paths ---

@@ -28,7 +28,13 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
-from dexcost.buffer import EVICTED_EVENTS, REJECTED_EVENTS, Buffer
+from dexcost.buffer import (
+    EVICTED_EVENTS,
+    MAX_ROWS_ENV,
+    REJECTED_EVENTS,
+    Buffer,
+    max_rows_setting,
+)
 from dexcost.sync.otlp import (
     EncodedSpan,
     PartialSuccess,
@@ -66,28 +72,7 @@ PRUNE_INTERVAL_SECONDS = 30.0
 # Warnings about failed uploads are logged at most this often.
 WARNING_INTERVAL_SECONDS = 60.0
 
-MAX_ROWS_ENV: Final = "DEXCOST_BUFFER_MAX_ROWS"
-# At about 1.5 KB a row (measured on priced LLM call events), the cap is roughly
-# 750 MB of buffer.
-DEFAULT_MAX_ROWS: Final = 500_000
 EVICTED_ATTRIBUTE: Final = "dexcost.buffer.evicted_events"
-
-
-def max_rows_setting() -> int:
-    """Return the buffer row cap from ``DEXCOST_BUFFER_MAX_ROWS``, or the default."""
-    text = os.environ.get(MAX_ROWS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_ROWS
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(
-            f"{MAX_ROWS_ENV}={text!r} is invalid; set it to a whole number of rows of at "
-            f"least 1, or unset it for the default ({DEFAULT_MAX_ROWS})"
-        )
-    return value
 
 
 def _key_type(api_key: str) -> str:
