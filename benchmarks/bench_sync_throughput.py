@@ -4,7 +4,7 @@ The buffer is filled first (``--events`` priced gpt-4o-mini calls recorded with
 ``record_llm_call`` in local mode). Then a ``SyncWorker`` uploads it to a receiver
 on 127.0.0.1, started in its own process so it does not compete for this one's GIL.
 The receiver decodes every request with opentelemetry-proto and counts the spans.
-The clock runs from the worker's start until no row is pending; it is checked every
+The clock runs from the worker's start until no row is pending. That is checked every
 20 ms with a query that stops at the first pending row, so the check itself costs the
 worker next to nothing. Reported per batch size and run: events per second, requests
 sent, the receiver's span count (every event plus its session task span, so at least
@@ -114,8 +114,8 @@ def pending(path: Path) -> int:
         connection.close()
 
 
-def cpu_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
+def cpu_seconds(scope: int) -> float:
+    usage = resource.getrusage(scope)
     return usage.ru_utime + usage.ru_stime
 
 

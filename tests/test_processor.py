@@ -176,7 +176,7 @@ def _stored_names(path: Path) -> list[str]:
         return [name for (name,) in connection.execute("SELECT name FROM spans ORDER BY id")]
 
 
-def test_full_transactions_are_stored_by_a_second_thread_in_order(
+def test_storing_thread_keeps_span_order(
     buffer_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(processor_module, "TRANSACTION_SIZE", 100)
@@ -199,7 +199,7 @@ def test_full_transactions_are_stored_by_a_second_thread_in_order(
     assert _stored_names(buffer_path) == [f"span {index}" for index in range(250)]
 
 
-def test_failed_transaction_goes_back_to_the_queue_in_order(
+def test_failed_transaction_requeued_in_order(
     buffer_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(processor_module, "TRANSACTION_SIZE", 100)
@@ -754,7 +754,7 @@ def _stored_span_ids(path: Path) -> list[str]:
         return [span_id for (span_id,) in connection.execute("SELECT span_id FROM spans")]
 
 
-def test_local_buffer_evicts_oldest_rows_past_the_cap(
+def test_local_cap_evicts_oldest_rows(
     buffer_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
@@ -781,9 +781,7 @@ def test_local_buffer_evicts_oldest_rows_past_the_cap(
     assert status_module.collect_status(buffer_path)["evicted_events"] == 32
 
 
-def test_local_buffer_under_the_cap_keeps_every_row(
-    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_local_cap_keeps_rows_under_it(buffer_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
     monkeypatch.setattr(processor_module, "PRUNE_INTERVAL_SECONDS", 0.0)
     dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
@@ -796,7 +794,7 @@ def test_local_buffer_under_the_cap_keeps_every_row(
     assert _counter(buffer_path, "evicted_events") is None
 
 
-def test_invalid_row_cap_fails_init_in_local_mode(
+def test_invalid_row_cap_fails_local_init(
     buffer_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "lots")

@@ -111,7 +111,7 @@ SYNC_ROW_COLUMNS: Final = (
 # statement and never meets SQLite's limit on bound variables.
 _IDS: Final = "SELECT value FROM json_each(?)"
 
-# The row cap: once the buffer holds more rows, the oldest are deleted (see
+# The row cap: once the buffer contains more rows, the oldest are deleted (see
 # ``Buffer.enforce_max_rows``). At about 1.5 KB a row (measured on priced LLM call
 # events), the default is roughly 750 MB of buffer.
 MAX_ROWS_ENV: Final = "DEXCOST_BUFFER_MAX_ROWS"
@@ -344,7 +344,7 @@ class Buffer:
         return self.insert_rows(spans_to_rows(spans))
 
     def insert_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
-        """Store rows from ``spans_to_rows`` in one transaction; return how many were new.
+        """Store rows from ``spans_to_rows`` in one transaction and return how many were new.
 
         Rows already stored are skipped, as in ``insert_spans``. The conversion and
         this step are separate so that a writer can convert the next spans while
@@ -757,7 +757,8 @@ def _mark_synced(connection: sqlite3.Connection, ids: Sequence[int], now_ns: int
         f"UPDATE spans SET sync_state = ?, synced_at = ?, sync_error = NULL WHERE id IN ({_IDS})",
         (SYNC_SYNCED, now_ns, _json_ids(ids)),
     )
-    # Both keys in one statement: each statement gives up the GIL and must win it back.
+    # Both keys in one statement, because each statement releases the GIL and then has
+    # to wait to take it back.
     connection.execute(
         "INSERT INTO sync_state (key, value, updated_at) VALUES ('last_sync_at', ?, ?), "
         "('last_sync_error', NULL, ?) ON CONFLICT (key) DO UPDATE SET "

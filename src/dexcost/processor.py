@@ -252,6 +252,9 @@ class DexcostSpanProcessor(SpanProcessor):
         Converting spans to rows needs the GIL, while SQLite's work releases it. So
         once a transaction's rows are converted, a storing thread commits them while
         this thread converts the next ones. At most one transaction is being stored.
+        The overlap pays only when a second core is free. On a busy machine, the
+        second thread's GIL hand-offs can make a drain without recording threads a
+        little slower than storing on one thread.
         """
         batch: list[ReadableSpan] = []
         markers: list[_FlushMarker] = []
@@ -296,7 +299,7 @@ class DexcostSpanProcessor(SpanProcessor):
     def _stored(
         self, storing: _Storing | None, batch: list[ReadableSpan], markers: list[_FlushMarker]
     ) -> bool:
-        """Wait for the transaction being stored; on failure put it and ``batch`` back."""
+        """Wait for the transaction being stored, and on failure requeue it and ``batch``."""
         if storing is None or storing.wait():
             return True
         self._requeue([*storing.spans, *batch], markers)

@@ -55,8 +55,9 @@ def test_worker_delivers_every_event_exactly(
 def test_requests_never_exceed_batch_size(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:
-    # The worker claims several batches per transaction; each still goes in its own
-    # request. Recorded during the outage, so the first pass finds 61 rows waiting.
+    # The worker claims several batches per transaction, and each goes in its own
+    # request. The calls are recorded during the outage, so 61 rows wait for the first
+    # pass.
     push(batch_size=7)
     record_calls(60)
     assert dexcost.flush(timeout=10)
@@ -67,11 +68,11 @@ def test_requests_never_exceed_batch_size(
     assert receiver.deliveries == len(stored_span_ids(buffer_path))
 
 
-def test_failed_batch_releases_the_batches_claimed_with_it(
+def test_failed_batch_releases_claimed_batches(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:
-    # The second request of a claim fails; the batches claimed with it are released
-    # unsent and go out after the backoff, so no span reaches the receiver twice.
+    # The second request of a claim fails. The batches claimed with it are released
+    # unsent and sent after the backoff, so no span reaches the receiver twice.
     push(batch_size=5)
     record_calls(40)
     assert dexcost.flush(timeout=10)

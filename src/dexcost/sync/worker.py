@@ -61,11 +61,12 @@ LEASE_SECONDS = 60.0
 POLL_SECONDS = 0.5
 # Batches claimed, and later marked synced, per transaction. Each SQLite transaction
 # costs the worker a fixed share on top of its rows, and each statement a GIL hand-off.
-# A claimed batch may wait for the ones before it, each bounded by the request timeout,
-# so CLAIM_BATCHES * REQUEST_TIMEOUT_SECONDS stays under LEASE_SECONDS.
+# A claimed batch may wait for the requests before it, each bounded by the request
+# timeout, so CLAIM_BATCHES * REQUEST_TIMEOUT_SECONDS stays under LEASE_SECONDS.
 CLAIM_BATCHES = 4
-# Encoded batches that may wait for the sending thread, besides the one it sends. More
-# lets the claiming thread run further ahead; each holds its lease until sent.
+# Encoded batches that may wait for the sending thread, besides the one it sends. A
+# larger value lets the claiming thread run further ahead, and every waiting batch keeps
+# its lease until it is sent.
 SEND_AHEAD = 2
 # How often the row cap is checked, because counting the rows scans the table.
 PRUNE_INTERVAL_SECONDS = 30.0
@@ -350,8 +351,8 @@ class SyncWorker(SpanProcessor):
     ) -> bool:
         """Deliver one claimed batch. Return False when the rest must wait for a retry.
 
-        ``delivered`` gets the ids of each part the receiver accepted, with the spans
-        its answer reports as rejected; the caller marks the rows synced.
+        ``delivered`` gets the ids of each part the receiver accepted and the rejected
+        spans that its response reports. The caller marks those rows synced.
         """
         # Parts of the batch still to send. A 400 splits a part in halves, and the
         # last part in the list is sent first.
@@ -576,7 +577,8 @@ class _Pipeline:
                         encoded, self._deadline, self._extra or {}, self._add_delivered
                     )
                 except BaseException as error:
-                    # The rest of the pass stops; this batch's lease runs out.
+                    # The rest of the pass stops, and this batch stays leased until its
+                    # lease expires.
                     self._error = error
                     ok = False
                 if not ok:
