@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import dexcost
-from dexcost.buffer import SYNC_FAILED, SYNC_SYNCED
+from dexcost import errors
+from dexcost.buffer import SYNC_FAILED, SYNC_SYNCED, Buffer
 from dexcost.sync import worker
 
 from .conftest import (
@@ -81,6 +82,32 @@ def test_failed_batch_releases_claimed_batches(
     deliver(receiver, buffer_path)
     assert 503 in receiver.statuses()
     assert max(receiver.request_spans) <= 5
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_delivered_rows_marked_when_claim_fails(
+    push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim that would mark the first batch synced fails once. The rows are still
+    # marked at the end of the pass, so they are not sent a second time.
+    monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
+    original = Buffer.claim_pending
+    failed: list[int] = []
+
+    def claim_pending(buffer: Buffer, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        synced = kwargs.get("synced") or ()
+        if synced and not failed:
+            failed.append(len(synced))  # type: ignore[arg-type]
+            raise sqlite3.OperationalError("database is locked")
+        return original(buffer, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Buffer, "claim_pending", claim_pending)
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert failed  # a claim that carried delivered rows failed
     assert receiver.deliveries == len(stored_span_ids(buffer_path))
 
 

@@ -301,6 +301,10 @@ class SyncWorker(SpanProcessor):
                         rows = buffer.claim_pending(
                             self.owner, claim, LEASE_SECONDS, synced=delivered
                         )
+                except BaseException:
+                    # Not marked yet: the end of the pass tries again.
+                    pipeline.return_delivered(delivered)
+                    raise
                 finally:
                     # After the rows are marked, so the rejection stays the last sync error.
                     self._note_rejections(rejections)
@@ -543,6 +547,11 @@ class _Pipeline:
             ids, self._delivered = self._delivered, []
             rejections, self._rejections = self._rejections, []
         return ids, rejections
+
+    def return_delivered(self, ids: list[int]) -> None:
+        """Put back ids from ``take_delivered`` that could not be marked synced."""
+        with self._delivered_lock:
+            self._delivered[:0] = ids
 
     def finish(self) -> BaseException | None:
         """Wait until every queued batch is sent or released; return what the thread raised."""
