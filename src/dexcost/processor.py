@@ -25,7 +25,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
-from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting, spans_to_rows
+from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,6 @@ TRANSACTION_SIZE = 4_096
 # hundreds of microseconds per call), so on_end wakes it only for a full batch.
 WRITE_INTERVAL_SECONDS = 0.2
 _RETRY_DELAY_SECONDS = 0.5
-# Spans converted between GIL yields while a transaction is stored: one INSERT
-# statement's worth (see Buffer._insert_rows).
-_CONVERT_PIECE = 512
 # How often the writer checks the row cap, because counting the rows scans the table.
 PRUNE_INTERVAL_SECONDS = 30.0
 
@@ -250,89 +247,36 @@ class DexcostSpanProcessor(SpanProcessor):
         return _identity(self.buffer_path) != self._file_identity
 
     def _drain(self, buffer: Buffer) -> None:
-        """Store everything queued, in transactions of up to ``TRANSACTION_SIZE`` spans.
-
-        Converting spans to rows needs the GIL, while SQLite's work releases it. So
-        once a transaction's rows are converted, a storing thread commits them while
-        this thread converts the next ones. At most one transaction is being stored.
-        The overlap pays only when a second core is free.
-        """
         batch: list[ReadableSpan] = []
         markers: list[_FlushMarker] = []
-        storing: _Storing | None = None
-        try:
-            while self._queue:
-                item = self._queue.popleft()
-                if isinstance(item, _FlushMarker):
-                    markers.append(item)
-                    # Spans queued before the marker must be stored before it is released.
-                    if not self._stored(storing, batch, markers):
-                        return
-                    storing = None
-                    if batch and not self._store(buffer, batch):
-                        self._requeue(batch, markers)
-                        return
-                    batch = []
-                    self._store_counters(buffer)
-                    self._release(markers)
-                    markers = []
-                    continue
-                batch.append(item)
-                if len(batch) >= TRANSACTION_SIZE:
-                    rows = self._convert(batch, storing)
-                    if not self._stored(storing, batch, markers):
-                        return
-                    storing = _Storing(self, buffer, batch, rows)
-                    batch = []
-            if not self._stored(storing, batch, markers):
-                return
-            storing = None
-            if batch and not self._store(buffer, batch):
-                self._requeue(batch, markers)
-                return
-            self._store_counters(buffer)
-            self._release(markers)
-        finally:
-            if storing is not None:
-                # Only reached when this thread raised: the rows still get stored.
-                storing.wait()
-
-    @staticmethod
-    def _convert(batch: list[ReadableSpan], storing: _Storing | None) -> list[tuple[object, ...]]:
-        """Convert ``batch`` to rows, giving up the GIL between pieces while a store runs.
-
-        The storing thread needs the GIL back after each statement. Without the yield it
-        waits up to the 5 ms switch interval each time this thread converts, and on a
-        busy machine that made draining about a third slower than on one thread.
-        """
-        if storing is None:
-            return spans_to_rows(batch)
-        rows: list[tuple[object, ...]] = []
-        for start in range(0, len(batch), _CONVERT_PIECE):
-            rows += spans_to_rows(batch[start : start + _CONVERT_PIECE])
-            time.sleep(0)
-        return rows
-
-    def _stored(
-        self, storing: _Storing | None, batch: list[ReadableSpan], markers: list[_FlushMarker]
-    ) -> bool:
-        """Wait for the transaction being stored, and on failure requeue it and ``batch``."""
-        if storing is None or storing.wait():
-            return True
-        self._requeue([*storing.spans, *batch], markers)
-        return False
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _FlushMarker):
+                markers.append(item)
+                # Spans queued before the marker must be stored before it is released.
+                if batch and not self._store(buffer, batch):
+                    self._requeue(batch, markers)
+                    return
+                batch = []
+                self._store_counters(buffer)
+                self._release(markers)
+                markers = []
+                continue
+            batch.append(item)
+            if len(batch) >= TRANSACTION_SIZE:
+                if not self._store(buffer, batch):
+                    self._requeue(batch, markers)
+                    return
+                batch = []
+        if batch and not self._store(buffer, batch):
+            self._requeue(batch, markers)
+            return
+        self._store_counters(buffer)
+        self._release(markers)
 
     def _store(self, buffer: Buffer, batch: Sequence[ReadableSpan]) -> bool:
         try:
             buffer.insert_spans(batch)
-            return True
-        except Exception:
-            errors.log_internal_error(f"writing cost events to {self.buffer_path}")
-            return False
-
-    def _store_rows(self, buffer: Buffer, rows: Sequence[tuple[object, ...]]) -> bool:
-        try:
-            buffer.insert_rows(rows)
             return True
         except Exception:
             errors.log_internal_error(f"writing cost events to {self.buffer_path}")
@@ -410,52 +354,3 @@ class DexcostSpanProcessor(SpanProcessor):
             buffer.insert_spans([span])
         finally:
             buffer.close()
-
-
-class _Storing:
-    """Commits one transaction's converted rows on a thread of its own.
-
-    The thread runs with instrumentation suppressed in an empty context, like the
-    writer. ``wait`` returns whether the rows were stored; a failure is already
-    reported, and the caller puts ``spans`` back in the queue. An exception the
-    thread raised (``errors`` re-raises internal errors in tests) is raised again
-    by ``wait``, on the writer's thread, as if the writer had stored the rows itself.
-    """
-
-    def __init__(
-        self,
-        processor: DexcostSpanProcessor,
-        buffer: Buffer,
-        spans: list[ReadableSpan],
-        rows: list[tuple[object, ...]],
-    ) -> None:
-        self.spans = spans
-        self._ok = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(processor, buffer, rows),
-            name="dexcost-buffer-store",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _run(
-        self, processor: DexcostSpanProcessor, buffer: Buffer, rows: list[tuple[object, ...]]
-    ) -> None:
-        token = otel_context.attach(
-            otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
-        )
-        try:
-            self._ok = processor._store_rows(buffer, rows)
-        except BaseException as error:
-            self._error = error
-        finally:
-            otel_context.detach(token)
-
-    def wait(self) -> bool:
-        self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-        return self._ok
