@@ -6,7 +6,7 @@ import gzip
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from decimal import Decimal
 from email.utils import formatdate
@@ -108,6 +108,35 @@ def test_delivered_rows_marked_when_claim_fails(
     receiver.up()
     deliver(receiver, buffer_path)
     assert failed  # a claim that carried delivered rows failed
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_failed_release_does_not_stall_worker(
+    push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The slow first request lets the claiming thread fill the queue. The second request
+    # fails, and releasing the next queued batch raises. The sending thread must keep
+    # emptying the queue, or the claiming thread waits on it for ever.
+    monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(worker, "CLAIM_BATCHES", 6)
+    monkeypatch.setattr(worker, "LEASE_SECONDS", 1.0)
+    original = Buffer.release
+    releases: list[int] = []
+
+    def release(buffer: Buffer, ids: Sequence[int], owner: str) -> None:
+        releases.append(len(ids))
+        if len(releases) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        original(buffer, ids, owner)
+
+    monkeypatch.setattr(Buffer, "release", release)
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.faults.extend([("slow", 0.3), ("status", 503)])
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert len(releases) >= 2
     assert receiver.deliveries == len(stored_span_ids(buffer_path))
 
 

@@ -577,18 +577,21 @@ class _Pipeline:
                 encoded = self._queue.get()
                 if encoded is None:
                     return
-                late = self._deadline is not None and self._deadline - time.monotonic() < 0.05
-                if self.failed or late:
-                    self._worker._release([span.row_id for span in encoded])
-                    continue
+                # Every error is caught here, so the thread keeps emptying the queue
+                # and ``put`` and ``finish`` never wait on a full one.
                 try:
+                    late = self._deadline is not None and self._deadline - time.monotonic() < 0.05
+                    if self.failed or late:
+                        self._worker._release([span.row_id for span in encoded])
+                        continue
                     ok = self._worker._send_batch(
                         encoded, self._deadline, self._extra or {}, self._add_delivered
                     )
                 except BaseException as error:
-                    # The rest of the pass stops, and this batch stays leased until its
-                    # lease expires.
-                    self._error = error
+                    # The rest of the pass stops, and rows not released stay leased until
+                    # their lease expires.
+                    if self._error is None:
+                        self._error = error
                     ok = False
                 if not ok:
                     self.failed = True
