@@ -194,15 +194,15 @@ def test_failed_transaction_requeued_in_order(
     monkeypatch.setattr(processor_module, "_RETRY_DELAY_SECONDS", 0.01)
     monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
     calls: list[int] = []
-    original = Buffer.insert_rows
+    original = Buffer.insert_spans
 
-    def insert_rows(buffer: Buffer, rows: Sequence[tuple[object, ...]]) -> int:
-        calls.append(len(rows))
+    def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
+        calls.append(len(spans))
         if len(calls) == 2:
             raise sqlite3.OperationalError("disk I/O error")
-        return original(buffer, rows)
+        return original(buffer, spans)
 
-    monkeypatch.setattr(Buffer, "insert_rows", insert_rows)
+    monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
     tracing = PrivateTracing(DexcostSpanProcessor(buffer_path))
     try:
         tracing.end_spans(250)

@@ -76,7 +76,6 @@ __all__ = [
     "read_rate_rows",
     "resolve_buffer_path",
     "span_to_row",
-    "spans_to_rows",
     "suppressed_instrumentation",
 ]
 
@@ -265,22 +264,6 @@ def suppressed_instrumentation() -> Iterator[None]:
 # --- the buffer ---
 
 
-def spans_to_rows(spans: Sequence[ReadableSpan]) -> list[tuple[object, ...]]:
-    """Convert spans to ``spans`` rows for ``Buffer.insert_rows``, all stored now.
-
-    A span that cannot be converted is reported through ``errors.log_internal_error``
-    and left out.
-    """
-    stored_at = time.time_ns()
-    rows = []
-    for span in spans:
-        try:
-            rows.append(span_to_row(span, stored_at))
-        except (AttributeError, TypeError, ValueError):
-            errors.log_internal_error("converting a span for the buffer")
-    return rows
-
-
 class Buffer:
     """One SQLite connection to the buffer file, meant for the writer thread.
 
@@ -341,15 +324,13 @@ class Buffer:
         through ``errors.log_internal_error`` and skipped, so it cannot lose the
         rest of the batch (with ``RAISE_INTERNAL_ERRORS`` set, it raises instead).
         """
-        return self.insert_rows(spans_to_rows(spans))
-
-    def insert_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
-        """Store rows from ``spans_to_rows`` in one transaction and return how many were new.
-
-        Rows already stored are skipped, as in ``insert_spans``. The conversion and
-        this step are separate so that a writer can convert the next spans while
-        SQLite stores these.
-        """
+        stored_at = time.time_ns()
+        rows = []
+        for span in spans:
+            try:
+                rows.append(span_to_row(span, stored_at))
+            except (AttributeError, TypeError, ValueError):
+                errors.log_internal_error("converting a span for the buffer")
         if not rows:
             return 0
         try:
