@@ -27,6 +27,7 @@ from opentelemetry.trace import Tracer
 import dexcost
 from dexcost import errors
 from dexcost import processor as processor_module
+from dexcost import status as status_module
 from dexcost.buffer import Buffer
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.runtime import current_runtime
@@ -168,6 +169,48 @@ def test_force_flush_stores_more_than_one_transaction(
         assert _row_count(buffer_path) == 250
     finally:
         tracing.processor.shutdown()
+
+
+def _stored_names(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return [name for (name,) in connection.execute("SELECT name FROM spans ORDER BY id")]
+
+
+def test_transactions_keep_span_order(buffer_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processor_module, "TRANSACTION_SIZE", 100)
+    tracing = PrivateTracing(DexcostSpanProcessor(buffer_path))
+    try:
+        tracing.end_spans(250)
+        assert tracing.processor.force_flush(int(WAIT_SECONDS * 1000))
+    finally:
+        tracing.processor.shutdown()
+    assert _stored_names(buffer_path) == [f"span {index}" for index in range(250)]
+
+
+def test_failed_transaction_requeued_in_order(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processor_module, "TRANSACTION_SIZE", 100)
+    monkeypatch.setattr(processor_module, "_RETRY_DELAY_SECONDS", 0.01)
+    monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
+    calls: list[int] = []
+    original = Buffer.insert_spans
+
+    def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
+        calls.append(len(spans))
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return original(buffer, spans)
+
+    monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
+    tracing = PrivateTracing(DexcostSpanProcessor(buffer_path))
+    try:
+        tracing.end_spans(250)
+        assert tracing.processor.force_flush(int(WAIT_SECONDS * 1000))
+    finally:
+        tracing.processor.shutdown()
+    assert len(calls) >= 3  # the failed transaction was stored again
+    assert _stored_names(buffer_path) == [f"span {index}" for index in range(250)]
 
 
 def test_force_flush_with_empty_queue_returns_true(tracing: PrivateTracing) -> None:
@@ -661,3 +704,60 @@ def test_deleted_buffer_is_created_again(dx, buffer_path, stored, caplog) -> Non
 
     assert [row["cost_usd"] for row in rows] == ["0.02"]
     assert "was deleted or replaced while in use" in caplog.text
+
+
+# --- the row cap without uploads ---
+
+
+def _stored_span_ids(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return [span_id for (span_id,) in connection.execute("SELECT span_id FROM spans")]
+
+
+def test_local_cap_evicts_oldest_rows(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
+    monkeypatch.setattr(processor_module, "PRUNE_INTERVAL_SECONDS", 0.0)
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+    with dexcost.task("first"):
+        for _ in range(60):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    assert dexcost.flush(WAIT_SECONDS)
+    first = set(_stored_span_ids(buffer_path))
+    assert len(first) == 61  # 60 calls and their task
+    with dexcost.task("second"):
+        for _ in range(60):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    assert dexcost.flush(WAIT_SECONDS)
+
+    # 122 rows are over the cap of 100, so the writer deletes down to 90: the 32 oldest.
+    assert _wait_until(lambda: _row_count(buffer_path) == 90)
+    remaining = set(_stored_span_ids(buffer_path))
+    assert len(first - remaining) == 32
+    assert _counter(buffer_path, "evicted_events") == 32
+    assert "deleted the 32 oldest cost events" in caplog.text
+    dexcost.shutdown()
+    assert status_module.collect_status(buffer_path)["evicted_events"] == 32
+
+
+def test_local_cap_keeps_rows_under_it(buffer_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "100")
+    monkeypatch.setattr(processor_module, "PRUNE_INTERVAL_SECONDS", 0.0)
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+    with dexcost.task("small"):
+        for _ in range(99):
+            dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    dexcost.shutdown()
+
+    assert _row_count(buffer_path) == 100
+    assert _counter(buffer_path, "evicted_events") is None
+
+
+def test_invalid_row_cap_fails_local_init(
+    buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEXCOST_BUFFER_MAX_ROWS", "lots")
+
+    with pytest.raises(ValueError, match="DEXCOST_BUFFER_MAX_ROWS='lots' is invalid"):
+        dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])

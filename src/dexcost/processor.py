@@ -25,7 +25,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
-from dexcost.buffer import Buffer
+from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ TRANSACTION_SIZE = 4_096
 # hundreds of microseconds per call), so on_end wakes it only for a full batch.
 WRITE_INTERVAL_SECONDS = 0.2
 _RETRY_DELAY_SECONDS = 0.5
+# How often the writer checks the row cap, because counting the rows scans the table.
+PRUNE_INTERVAL_SECONDS = 30.0
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -67,6 +69,8 @@ class DexcostSpanProcessor(SpanProcessor):
     def __init__(self, buffer_path: Path, *, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.buffer_path = buffer_path
         self._max_queue = max_queue
+        # Read here so that an invalid value fails init(), in every storage mode.
+        self._max_rows = max_rows_setting()
         self._drop_lock = threading.Lock()
         self._dropped = 0
         self._reported_internal_errors = errors.internal_error_count()
@@ -124,6 +128,7 @@ class DexcostSpanProcessor(SpanProcessor):
     def _init_worker(self) -> None:
         # True while the writer has spans it took off the queue but has not stored yet.
         self._draining = False
+        self._next_prune = 0.0
         self._queue: deque[ReadableSpan | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -214,6 +219,7 @@ class DexcostSpanProcessor(SpanProcessor):
                         opened = self._buffer is not None
                         if self._buffer is not None:
                             self._drain(self._buffer)
+                            self._prune_if_due(self._buffer)
                     finally:
                         self._draining = False
                 if self._stopped.is_set() and not self._queue:
@@ -275,6 +281,33 @@ class DexcostSpanProcessor(SpanProcessor):
         except Exception:
             errors.log_internal_error(f"writing cost events to {self.buffer_path}")
             return False
+
+    def _prune_if_due(self, buffer: Buffer) -> None:
+        """Keep the buffer under its row cap, the oldest rows going first.
+
+        The same rule applies with or without uploads (``Buffer.enforce_max_rows``):
+        synced rows go first, then failed ones, then pending ones. Without uploads every
+        row is pending, so the oldest go. Each row deleted unsent is counted in
+        ``evicted_events``, which ``dexcost status`` shows.
+        """
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        try:
+            evicted = buffer.enforce_max_rows(self._max_rows)
+        except Exception:
+            errors.log_internal_error(f"keeping {self.buffer_path} under its row cap")
+            return
+        if evicted:
+            logger.error(
+                "dexcost deleted the %d oldest cost events that were never uploaded, to keep "
+                "%s under %s=%d rows; the count is in dexcost status as events evicted unsent",
+                evicted,
+                self.buffer_path,
+                MAX_ROWS_ENV,
+                self._max_rows,
+            )
 
     def _requeue(self, batch: list[ReadableSpan], markers: list[_FlushMarker]) -> None:
         # Put the unwritten spans back at the front, in order, and retry shortly. The

@@ -48,6 +48,7 @@ class Receiver:
         self.spans: dict[str, dict[str, Any]] = {}  # span id (hex) -> attributes
         self.resources: list[dict[str, Any]] = []
         self.deliveries = 0  # spans received in accepted requests, duplicates included
+        self.request_spans: list[int] = []  # spans in each accepted request, in order
         self.requests: list[tuple[float, int, dict[str, str]]] = []  # time, status, headers
         self.in_flight: set[str] = set()
         self.concurrent_duplicates = 0
@@ -126,6 +127,9 @@ class Receiver:
                             span_id,
                             {kv.key: attribute_value(kv.value) for kv in span.attributes},
                         )
+            self.request_spans.append(
+                sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+            )
             self.in_flight |= ids
         return ids
 

@@ -6,7 +6,7 @@ import gzip
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from decimal import Decimal
 from email.utils import formatdate
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import dexcost
-from dexcost.buffer import SYNC_FAILED, SYNC_SYNCED
+from dexcost import errors
+from dexcost.buffer import SYNC_FAILED, SYNC_SYNCED, Buffer
 from dexcost.sync import worker
 
 from .conftest import (
@@ -50,6 +51,93 @@ def test_worker_delivers_every_event_exactly(
     record_calls(20)
     deliver(receiver, buffer_path)
     assert receiver.event_cost() == Decimal("0.00720")
+
+
+def test_requests_never_exceed_batch_size(
+    push: Push, receiver: Receiver, buffer_path: Path
+) -> None:
+    # The worker claims several batches per transaction, and each goes in its own
+    # request. The calls are recorded during the outage, so 61 rows wait for the first
+    # pass.
+    push(batch_size=7)
+    record_calls(60)
+    assert dexcost.flush(timeout=10)
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert max(receiver.request_spans) <= 7
+    assert len(receiver.request_spans) >= 9  # 60 events and the session task span
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_failed_batch_releases_claimed_batches(
+    push: Push, receiver: Receiver, buffer_path: Path
+) -> None:
+    # The second request of a claim fails. The batches claimed with it are released
+    # unsent and sent after the backoff, so no span reaches the receiver twice.
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.faults.extend([("slow", 0), ("status", 503)])
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert 503 in receiver.statuses()
+    assert max(receiver.request_spans) <= 5
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_delivered_rows_marked_when_claim_fails(
+    push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim that would mark the first batch synced fails once. The rows are still
+    # marked at the end of the pass, so they are not sent a second time.
+    monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
+    original = Buffer.claim_pending
+    failed: list[int] = []
+
+    def claim_pending(buffer: Buffer, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        synced = kwargs.get("synced") or ()
+        if synced and not failed:
+            failed.append(len(synced))  # type: ignore[arg-type]
+            raise sqlite3.OperationalError("database is locked")
+        return original(buffer, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Buffer, "claim_pending", claim_pending)
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert failed  # a claim that carried delivered rows failed
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
+
+
+def test_failed_release_does_not_stall_worker(
+    push: Push, receiver: Receiver, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The slow first request lets the claiming thread fill the queue. The second request
+    # fails, and releasing the next queued batch raises. The sending thread must keep
+    # emptying the queue, or the claiming thread waits on it for ever.
+    monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(worker, "CLAIM_BATCHES", 6)
+    monkeypatch.setattr(worker, "LEASE_SECONDS", 1.0)
+    original = Buffer.release
+    releases: list[int] = []
+
+    def release(buffer: Buffer, ids: Sequence[int], owner: str) -> None:
+        releases.append(len(ids))
+        if len(releases) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        original(buffer, ids, owner)
+
+    monkeypatch.setattr(Buffer, "release", release)
+    push(batch_size=5)
+    record_calls(40)
+    assert dexcost.flush(timeout=10)
+    receiver.faults.extend([("slow", 0.3), ("status", 503)])
+    receiver.up()
+    deliver(receiver, buffer_path)
+    assert len(releases) >= 2
+    assert receiver.deliveries == len(stored_span_ids(buffer_path))
 
 
 def test_worker_marks_rows_synced_after_2xx(

@@ -45,6 +45,8 @@ _SCOPE_SPANS_SPAN: Final = b"\x12"  # field 2
 _REQUEST_RESOURCE_SPANS: Final = b"\x0a"  # ExportTraceServiceRequest, field 1
 
 _FIXED64: Final = struct.Struct("<Q")
+# Span.start_time_unix_nano and end_time_unix_nano with their tags, in one call.
+_START_AND_END: Final = struct.Struct("<BQBQ")
 _DOUBLE_BITS: Final = struct.Struct("<d")
 _SMALL_VARINTS: Final = tuple(bytes((value,)) for value in range(128))
 
@@ -54,6 +56,8 @@ _SMALL_VARINTS: Final = tuple(bytes((value,)) for value in range(128))
 _CACHE_LIMIT: Final = 50_000
 _span_attribute_fields: dict[tuple[str, type, object], bytes] = {}
 _resources: dict[str, bytes] = {}
+# Encoded Span.name and Span.kind fields by stored (name, kind): a few distinct pairs.
+_names_and_kinds: dict[tuple[object, object], bytes] = {}
 _scan_json: Final = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
@@ -73,6 +77,8 @@ def varint(value: int) -> bytes:
         value += 1 << 64
     if value < 0x80:
         return _SMALL_VARINTS[value]
+    if value < 0x4000:  # two bytes: the length of most spans and attribute fields
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -190,13 +196,24 @@ def encode_span(row: Sequence[object]) -> EncodedSpan:
     ]
     if parent_span_id:
         parts += (_SPAN_PARENT_SPAN_ID, bytes.fromhex(str(parent_span_id)))
-    parts.append(_field(_SPAN_NAME, str(name).encode()))
-    # The SDK's SpanKind starts at INTERNAL = 0, but OTLP's has UNSPECIFIED = 0, INTERNAL = 1.
-    parts += (_SPAN_KIND, varint(int(kind) + 1))  # type: ignore[call-overload]
-    if start_ns is not None:
-        parts += (_SPAN_START, _FIXED64.pack(start_ns))
-    if end_ns is not None:
-        parts += (_SPAN_END, _FIXED64.pack(end_ns))
+    name_and_kind = _names_and_kinds.get((name, kind))
+    if name_and_kind is None:
+        # The SDK's SpanKind starts at INTERNAL = 0, but OTLP's has UNSPECIFIED = 0,
+        # INTERNAL = 1.
+        name_and_kind = (
+            _field(_SPAN_NAME, str(name).encode()) + _SPAN_KIND + varint(int(kind) + 1)  # type: ignore[call-overload]
+        )
+        if len(_names_and_kinds) >= 1_000:
+            _names_and_kinds.clear()
+        _names_and_kinds[(name, kind)] = name_and_kind
+    parts.append(name_and_kind)
+    if start_ns is not None and end_ns is not None:
+        parts.append(_START_AND_END.pack(0x39, start_ns, 0x41, end_ns))
+    else:
+        if start_ns is not None:
+            parts += (_SPAN_START, _FIXED64.pack(start_ns))
+        if end_ns is not None:
+            parts += (_SPAN_END, _FIXED64.pack(end_ns))
     parts.append(_span_attributes(_load_attributes(str(attributes))))
     # The SDK's StatusCode values (UNSET 0, OK 1, ERROR 2) are OTLP's.
     status = b""

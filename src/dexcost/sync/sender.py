@@ -23,9 +23,10 @@ TRACES_PATH: Final = "/v1/traces"
 CONTENT_TYPE: Final = "application/x-protobuf"
 # Bodies below this size are sent as they are: gzip saves little on them.
 GZIP_MIN_BYTES: Final = 1024
-# Level 6 shrinks batches of priced LLM call events about 12-fold, at about 3 µs a
-# span (measured on a 2-core AMD EPYC).
-GZIP_LEVEL: Final = 6
+# Measured on 100 priced LLM call events of varied models, tokens and customers (2-core
+# AMD EPYC): level 1 shrinks the batch 10.3-fold at 1.1 µs a span, and level 6 shrinks
+# it 11.9-fold at 4.4 µs a span. The worker's CPU time matters more than 15 % of size.
+GZIP_LEVEL: Final = 1
 # A response body is read up to this size; the rest is not needed for any decision.
 MAX_RESPONSE_BYTES: Final = 64 * 1024
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -27,9 +28,16 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
-from dexcost.buffer import EVICTED_EVENTS, REJECTED_EVENTS, Buffer
+from dexcost.buffer import (
+    EVICTED_EVENTS,
+    MAX_ROWS_ENV,
+    REJECTED_EVENTS,
+    Buffer,
+    max_rows_setting,
+)
 from dexcost.sync.otlp import (
     EncodedSpan,
+    PartialSuccess,
     decode_partial_success,
     decode_status_message,
     encode_request,
@@ -51,33 +59,21 @@ RETRY_AFTER_CAP_SECONDS = 600.0
 LEASE_SECONDS = 60.0
 # How often the worker checks whether a full batch waits, between flush intervals.
 POLL_SECONDS = 0.5
+# Batches claimed, and later marked synced, per transaction. Each SQLite transaction
+# costs the worker a fixed share on top of its rows, and each statement a GIL hand-off.
+# A claimed batch may wait for the requests before it, each bounded by the request
+# timeout, so CLAIM_BATCHES * REQUEST_TIMEOUT_SECONDS stays under LEASE_SECONDS.
+CLAIM_BATCHES = 4
+# Encoded batches that may wait for the sending thread, besides the one it sends. A
+# larger value lets the claiming thread run further ahead, and every waiting batch keeps
+# its lease until it is sent.
+SEND_AHEAD = 2
 # How often the row cap is checked, because counting the rows scans the table.
 PRUNE_INTERVAL_SECONDS = 30.0
 # Warnings about failed uploads are logged at most this often.
 WARNING_INTERVAL_SECONDS = 60.0
 
-MAX_ROWS_ENV: Final = "DEXCOST_BUFFER_MAX_ROWS"
-# At about 1.5 KB a row (measured on priced LLM call events), the cap is roughly
-# 750 MB of buffer.
-DEFAULT_MAX_ROWS: Final = 500_000
 EVICTED_ATTRIBUTE: Final = "dexcost.buffer.evicted_events"
-
-
-def max_rows_setting() -> int:
-    """Return the buffer row cap from ``DEXCOST_BUFFER_MAX_ROWS``, or the default."""
-    text = os.environ.get(MAX_ROWS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_ROWS
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(
-            f"{MAX_ROWS_ENV}={text!r} is invalid; set it to a whole number of rows of at "
-            f"least 1, or unset it for the default ({DEFAULT_MAX_ROWS})"
-        )
-    return value
 
 
 def _key_type(api_key: str) -> str:
@@ -277,13 +273,18 @@ class SyncWorker(SpanProcessor):
     def _pass(self, deadline: float | None = None) -> None:
         """Send batches until none is full, one fails, or ``deadline`` passes.
 
-        Batches are pipelined: while one batch's request is in flight on a short-lived
-        sending thread, this thread claims and encodes the next. Encoding holds the GIL,
-        while the POST, gzip and SQLite's writes mostly release it, so the two overlap.
-        At most one request is in flight, and batches are sent in the order claimed.
+        One transaction claims ``CLAIM_BATCHES`` batches, which are then sent one
+        request each, so a request still carries at most ``batch_size`` events. Batches
+        are pipelined: this thread claims and encodes batches while a sending
+        thread gzips and posts the ones before. Encoding holds the GIL, while the POST,
+        gzip and SQLite mostly release it, so the two overlap. At most ``SEND_AHEAD``
+        encoded batches wait for the sending thread, and batches are sent in the order
+        claimed, one request at a time. Rows the receiver accepted are marked synced by
+        the next claim's transaction, so the sending thread does no SQLite work when all
+        goes well.
         """
         self._prune_if_due()
-        sending: _Sending | None = None
+        pipeline = _Pipeline(self, deadline)
         try:
             while True:
                 timeout = REQUEST_TIMEOUT_SECONDS
@@ -291,21 +292,43 @@ class SyncWorker(SpanProcessor):
                     timeout = min(timeout, deadline - time.monotonic())
                     if timeout < 0.05:
                         return
-                with self._locked_buffer() as buffer:
-                    rows = buffer.claim_pending(self.owner, self._batch_size, LEASE_SECONDS)
+                if pipeline.failed:
+                    return
+                delivered, rejections = pipeline.take_delivered()
+                claim = self._batch_size * CLAIM_BATCHES
+                try:
+                    with self._locked_buffer() as buffer:
+                        rows = buffer.claim_pending(
+                            self.owner, claim, LEASE_SECONDS, synced=delivered
+                        )
+                except BaseException:
+                    # Not marked yet: the end of the pass tries again.
+                    pipeline.return_delivered(delivered)
+                    raise
+                finally:
+                    # After the rows are marked, so the rejection stays the last sync error.
+                    self._note_rejections(rejections)
                 if not rows:
                     return
                 encoded = self._encode(rows)
-                if sending is not None and not sending.result():
-                    # The previous batch must wait for a retry, and so must this one.
-                    self._release([span.row_id for span in encoded])
-                    return
-                sending = _Sending(self._send_batch, encoded, deadline)
-                if len(rows) < self._batch_size:
+                for start in range(0, len(encoded), self._batch_size):
+                    if not pipeline.put(encoded[start : start + self._batch_size]):
+                        # An earlier batch must wait for a retry, and so must these.
+                        self._release([span.row_id for span in encoded[start:]])
+                        return
+                if len(rows) < claim:
                     return
         finally:
-            if sending is not None:
-                sending.result()
+            error = pipeline.finish()
+            delivered, rejections = pipeline.take_delivered()
+            try:
+                if delivered:
+                    with self._locked_buffer() as buffer:
+                        buffer.mark_synced(delivered, owner=self.owner)
+            finally:
+                self._note_rejections(rejections)
+            if error is not None:
+                raise error
 
     def _encode(self, rows: Sequence[tuple[object, ...]]) -> list[EncodedSpan]:
         """Encode claimed rows; a row that cannot be encoded is marked failed instead."""
@@ -323,9 +346,18 @@ class SyncWorker(SpanProcessor):
                     )
         return encoded
 
-    def _send_batch(self, encoded: list[EncodedSpan], deadline: float | None) -> bool:
-        """Deliver one claimed batch. Return False when the rest must wait for a retry."""
-        extra = self._wire_counters()
+    def _send_batch(
+        self,
+        encoded: list[EncodedSpan],
+        deadline: float | None,
+        extra: dict[str, object],
+        delivered: Callable[[list[int], PartialSuccess | None], None],
+    ) -> bool:
+        """Deliver one claimed batch. Return False when the rest must wait for a retry.
+
+        ``delivered`` gets the ids of each part the receiver accepted and the rejected
+        spans that its response reports. The caller marks those rows synced.
+        """
         # Parts of the batch still to send. A 400 splits a part in halves, and the
         # last part in the list is sent first.
         parts: list[list[EncodedSpan]] = [encoded] if encoded else []
@@ -343,10 +375,8 @@ class SyncWorker(SpanProcessor):
                 self._refuse_key(str(refused))
                 return False
             if 200 <= response.status < 300:
-                with self._locked_buffer() as buffer:
-                    buffer.mark_synced(ids, owner=self.owner)
+                delivered(ids, _rejected_spans(response))
                 self._failures = 0
-                self._note_partial_success(response)
             elif len(part) == 1:
                 reason = _describe(response)
                 logger.error(
@@ -419,29 +449,21 @@ class SyncWorker(SpanProcessor):
         with self._locked_buffer() as buffer:
             buffer.set_sync_state("last_sync_error", message)
 
-    def _note_partial_success(self, response: Response) -> None:
-        """Count and log the spans that a 2xx response reports as rejected.
+    def _note_rejections(self, rejections: Sequence[PartialSuccess]) -> None:
+        """Count and log the spans that 2xx responses reported as rejected.
 
         OTLP forbids retrying a partially successful request, and the response does
         not say which spans were rejected, so all of them stay marked synced.
         """
-        if not response.body or "json" in response.content_type:
-            return
-        try:
-            partial = decode_partial_success(response.body)
-        except ValueError:
-            logger.debug("dexcost could not read the Control Layer's OTLP response")
-            return
-        if partial is None or partial.rejected_spans <= 0:
-            return
-        message = (
-            f"the Control Layer rejected {partial.rejected_spans} cost events of a batch: "
-            f"{partial.error_message or 'no reason given'}"
-        )
-        logger.warning("dexcost %s", message)
-        with self._locked_buffer() as buffer:
-            buffer.add_counter(REJECTED_EVENTS, partial.rejected_spans)
-            buffer.set_sync_state("last_sync_error", message)
+        for partial in rejections:
+            message = (
+                f"the Control Layer rejected {partial.rejected_spans} cost events of a "
+                f"batch: {partial.error_message or 'no reason given'}"
+            )
+            logger.warning("dexcost %s", message)
+            with self._locked_buffer() as buffer:
+                buffer.add_counter(REJECTED_EVENTS, partial.rejected_spans)
+                buffer.set_sync_state("last_sync_error", message)
 
     # --- buffer access ---
 
@@ -484,45 +506,111 @@ class SyncWorker(SpanProcessor):
             )
 
 
-class _Sending:
-    """Runs one batch's ``_send_batch`` on its own thread, so the next batch can be encoded.
+class _Pipeline:
+    """One pass's sending thread and the encoded batches that wait for it.
 
-    The thread runs with instrumentation suppressed in an empty context, like the
-    worker's own thread. ``result`` waits for it and returns what it returned, or
-    raises what it raised.
+    The thread starts with the first batch and runs with instrumentation suppressed
+    in an empty context, like the worker's own thread. Once a batch fails, the
+    batches still waiting are released unsent and ``put`` refuses more.
     """
 
-    def __init__(
-        self,
-        send: Callable[[list[EncodedSpan], float | None], bool],
-        encoded: list[EncodedSpan],
-        deadline: float | None,
-    ) -> None:
-        self._send = send
-        self._ok = False
+    def __init__(self, worker: SyncWorker, deadline: float | None) -> None:
+        self._worker = worker
+        self._deadline = deadline
+        self._extra: dict[str, object] | None = None
+        self._queue: queue.Queue[list[EncodedSpan] | None] = queue.Queue(SEND_AHEAD)
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(encoded, deadline), name="dexcost-sync-send", daemon=True
-        )
-        self._thread.start()
+        self._delivered: list[int] = []
+        self._rejections: list[PartialSuccess] = []
+        self._delivered_lock = threading.Lock()
+        self.failed = False
 
-    def _run(self, encoded: list[EncodedSpan], deadline: float | None) -> None:
+    def put(self, encoded: list[EncodedSpan]) -> bool:
+        """Queue a batch for sending, waiting while ``SEND_AHEAD`` batches wait.
+
+        Returns False, queueing nothing, once a batch has failed.
+        """
+        if self.failed:
+            return False
+        if self._thread is None:
+            # Read once a pass: the count changes only when rows are evicted.
+            self._extra = self._worker._wire_counters()
+            self._thread = threading.Thread(target=self._run, name="dexcost-sync-send", daemon=True)
+            self._thread.start()
+        self._queue.put(encoded)
+        return True
+
+    def take_delivered(self) -> tuple[list[int], list[PartialSuccess]]:
+        """Return and forget the rows delivered since the last call, and the rejections."""
+        with self._delivered_lock:
+            ids, self._delivered = self._delivered, []
+            rejections, self._rejections = self._rejections, []
+        return ids, rejections
+
+    def return_delivered(self, ids: list[int]) -> None:
+        """Put back ids from ``take_delivered`` that could not be marked synced."""
+        with self._delivered_lock:
+            self._delivered[:0] = ids
+
+    def finish(self) -> BaseException | None:
+        """Wait until every queued batch is sent or released; return what the thread raised."""
+        if self._thread is None:
+            return None
+        self._queue.put(None)
+        self._thread.join()
+        error, self._error = self._error, None
+        return error
+
+    def _add_delivered(self, ids: list[int], rejected: PartialSuccess | None) -> None:
+        with self._delivered_lock:
+            self._delivered += ids
+            if rejected is not None:
+                self._rejections.append(rejected)
+
+    def _run(self) -> None:
         token = otel_context.attach(
             otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
         )
         try:
-            self._ok = self._send(encoded, deadline)
-        except BaseException as error:
-            self._error = error
+            while True:
+                encoded = self._queue.get()
+                if encoded is None:
+                    return
+                # Every error is caught here, so the thread keeps emptying the queue
+                # and ``put`` and ``finish`` never wait on a full one.
+                try:
+                    late = self._deadline is not None and self._deadline - time.monotonic() < 0.05
+                    if self.failed or late:
+                        self._worker._release([span.row_id for span in encoded])
+                        continue
+                    ok = self._worker._send_batch(
+                        encoded, self._deadline, self._extra or {}, self._add_delivered
+                    )
+                except BaseException as error:
+                    # The rest of the pass stops, and rows not released stay leased until
+                    # their lease expires.
+                    if self._error is None:
+                        self._error = error
+                    ok = False
+                if not ok:
+                    self.failed = True
         finally:
             otel_context.detach(token)
 
-    def result(self) -> bool:
-        self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-        return self._ok
+
+def _rejected_spans(response: Response) -> PartialSuccess | None:
+    """Return the ``partial_success`` of a 2xx response when it reports rejected spans."""
+    if not response.body or "json" in response.content_type:
+        return None
+    try:
+        partial = decode_partial_success(response.body)
+    except ValueError:
+        logger.debug("dexcost could not read the Control Layer's OTLP response")
+        return None
+    if partial is None or partial.rejected_spans <= 0:
+        return None
+    return partial
 
 
 def _describe(response: Response) -> str:
