@@ -49,6 +49,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         "DEXCOST_ENDPOINT",
         "DEXCOST_ENV",
         "DEXCOST_BUFFER_PATH",
+        "DEXCOST_BUFFER_MAX_ROWS",
+        "DEXCOST_EXPORT_TO_OTEL",
+        "DEXCOST_PRICE_GENAI_SPANS",
+        "DEXCOST_AUTO_INSTRUMENT",
+        "DEXCOST_ALLOW_HTTP_HOSTS",
         "OPENAI_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)

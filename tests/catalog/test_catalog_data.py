@@ -102,6 +102,10 @@ PRICE_EXCEPTIONS: dict[str, str] = {
     "google_cloud_tasks.create_task": "$0.40 per million operations is $0.0000004 each",
     "telnyx_edge_compute.requests": "$0.21 per million requests is $0.00000021 each",
     "telnyx_kv.read": "$0.35 per million reads is $0.00000035 each",
+    "alibaba_function_compute.invocations": "$0.0015 per 10,000 calls is $0.00000015 each",
+    "aws_lambda.function_url": "$0.20 per million requests is $0.0000002 each",
+    "aws_lambda.invoke": "$0.20 per million requests is $0.0000002 each",
+    "google_cloud_functions.invocations": "$0.40 per million calls is $0.0000004 each",
     # Billed by the millisecond of browser time the response header reports.
     "cloudflare_browser_rendering.rest": "$0.09 per browser hour is $0.000000025 per ms",
 }
