@@ -101,8 +101,37 @@ def start_from_env() -> bool:
             "environment variables (DEXCOST_AUTO_INSTRUMENT sets auto_instrument)",
             error,
         )
+        _start_inert()
         return False
     return True
+
+
+def _start_inert() -> None:
+    """Leave a runtime that patches and stores nothing, so dexcost calls in the app still run.
+
+    An application started by ``opentelemetry-instrument`` may use ``dexcost.task()`` or
+    ``record_cost()`` in its own code. Without a runtime those raise RuntimeError, so a
+    typo in one DEXCOST_* variable would stop the application instead of only dexcost.
+    """
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from dexcost import runtime
+    from dexcost.config import DexcostConfig
+
+    try:
+        config = DexcostConfig(
+            storage="local",
+            auto_instrument=[],
+            track_http=False,
+            environment="production",
+            buffer_path="-",
+            export_to_otel=False,
+            price_genai_spans=False,
+        )
+        # The base class drops every span it is given.
+        runtime.swap_in(config, SpanProcessor())
+    except Exception as error:
+        logger.error("dexcost calls in the application will raise RuntimeError: %s", error)
 
 
 class DexcostDistro(BaseDistro):  # type: ignore[misc]

@@ -60,7 +60,9 @@ def main(arguments: list[str]) -> dict[str, Any]:
     import dexcost
     from dexcost import runtime
 
-    summary["started_by_auto_launch"] = runtime.current_runtime() is not None
+    started = runtime.current_runtime()
+    # After a bad configuration the distro leaves a runtime that stores nothing.
+    summary["started_by_auto_launch"] = started is not None and started.buffer_path is not None
     if "init-again" in arguments:
         dexcost.init(auto_instrument=["openai"])
 
@@ -72,6 +74,9 @@ def main(arguments: list[str]) -> dict[str, Any]:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
             )
+        if "task" in arguments:
+            with dexcost.task("answer_ticket", customer_id="acme"):
+                dexcost.record_cost("geocoder", "0.005")
         client.close()
         summary["requests_to_fake"] = len(server.requests)
 
