@@ -28,10 +28,10 @@ from dexcost._version import __version__
 
 logger = logging.getLogger(__name__)
 
-# The instrumentation scope of the copies. A span processor on the application's
-# provider that prices other instrumentations' gen_ai spans skips spans of this scope,
-# so a call is never priced twice: the name must stay exactly "dexcost".
-EXPORT_SCOPE_NAME = semconv.SCOPE_NAME
+# The instrumentation scope of the copies. The span processor that prices other
+# instrumentations' gen_ai spans skips it, and collector gateways drop it, so a call is
+# never priced twice.
+EXPORT_SCOPE_NAME = semconv.EXPORT_SCOPE_NAME
 
 
 class HostExportProcessor(SpanProcessor):

@@ -12,6 +12,10 @@ from typing import Final
 
 # Instrumentation scope of every span dexcost creates.
 SCOPE_NAME: Final = "dexcost"
+# Scope of the copies export_to_otel hands to the application's provider. It differs
+# from SCOPE_NAME so a gateway that forwards dexcost's uploads (scope "dexcost") to the
+# Control Layer drops the copies an app's own tracing sends it, and no cost counts twice.
+EXPORT_SCOPE_NAME: Final = "dexcost.export"
 
 # --- GenAI conventions ---
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"

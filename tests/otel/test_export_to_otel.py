@@ -123,7 +123,8 @@ def copies(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [
         span
         for span in exporter.get_finished_spans()
-        if span.instrumentation_scope is not None and span.instrumentation_scope.name == "dexcost"
+        if span.instrumentation_scope is not None
+        and span.instrumentation_scope.name == "dexcost.export"
     ]
 
 
@@ -458,7 +459,7 @@ def test_auto_launch_exports_to_the_configured_provider(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
     app_spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
-    (copy,) = [span for span in app_spans if span["scope"] == "dexcost"]
+    (copy,) = [span for span in app_spans if span["scope"] == "dexcost.export"]
     assert copy["attributes"]["dexcost.cost_usd"] == EXPECTED_COST
     assert copy["attributes"]["dexcost.customer_id"] == "acme"
     connection = sqlite3.connect(buffer)

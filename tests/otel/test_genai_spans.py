@@ -429,9 +429,10 @@ def test_agent_span_never_priced(host: Host, start: Any, calls: Any) -> None:
     assert calls() == []
 
 
-def test_dexcost_scope_skipped(host: Host, start: Any, calls: Any) -> None:
+@pytest.mark.parametrize("scope", ["dexcost", "dexcost.export"])
+def test_dexcost_scope_skipped(scope: str, host: Host, start: Any, calls: Any) -> None:
     start([])
-    _genai(host, "dexcost", "chat gpt-4o-mini").end()
+    _genai(host, scope, "chat gpt-4o-mini").end()
     assert calls() == []
 
 

@@ -46,7 +46,8 @@ def test_gateway_processor_order(config: dict[str, Any]) -> None:
 
 def test_gateway_filter_drops_other_scopes(config: dict[str, Any]) -> None:
     # The filter processor drops spans that match a condition, so keeping only
-    # dexcost means dropping every span whose scope name is not "dexcost".
+    # dexcost means dropping every span whose scope name is not "dexcost". That also
+    # drops the "dexcost.export" copies an app's own tracing may send the gateway.
     conditions = config["processors"]["filter/dexcost_only"]["traces"]["span"]
     assert conditions == ['instrumentation_scope.name != "dexcost"']
 
@@ -130,7 +131,10 @@ def test_rotel_filter_keeps_dexcost_scope() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    scopes = [SimpleNamespace(scope=SimpleNamespace(name=name)) for name in ("dexcost", "other")]
+    # "dexcost.export" is the scope of the copies export_to_otel gives the app's own
+    # tracing. The upload already carries each cost, so the gateway must drop the copy.
+    names = ("dexcost", "other", "dexcost.export")
+    scopes = [SimpleNamespace(scope=SimpleNamespace(name=name)) for name in names]
     resource_spans = SimpleNamespace(scope_spans=[*scopes, SimpleNamespace(scope=None)])
     module.process_spans(resource_spans)
     assert resource_spans.scope_spans == scopes[:1]

@@ -180,7 +180,11 @@ class GenAISpanPricer(SpanProcessor):
         scope = span.instrumentation_scope
         scope_name = scope.name if scope is not None else ""
         attributes = _attributes_of(span)
-        if scope_name == semconv.SCOPE_NAME or not attributes or not is_genai(attributes):
+        if (
+            scope_name in (semconv.SCOPE_NAME, semconv.EXPORT_SCOPE_NAME)
+            or not attributes
+            or not is_genai(attributes)
+        ):
             return
         parent_id = record.parent_id if record is not None else 0
         # Children end before their parents: whatever this span is, its ancestors now
