@@ -94,12 +94,20 @@ def format_task(attributes: Attributes) -> str:
         f" · external {_usd(attributes.get(semconv.TASK_EXTERNAL_COST_USD))}"
         f" · retries {_usd(attributes.get(semconv.TASK_RETRY_COST_USD))}"
         f" · {attributes.get(semconv.TASK_EVENT_COUNT)} events"
-        f" ({attributes.get(semconv.TASK_UNPRICED_COUNT)} without a price)"
+        f" ({attributes.get(semconv.TASK_UNPRICED_COUNT)} without a price"
+        f"{_still_running(attributes)})"
         f" · tokens in={attributes.get(semconv.TASK_INPUT_TOKENS)}"
         f" out={attributes.get(semconv.TASK_OUTPUT_TOKENS)}"
         f" cached={attributes.get(semconv.TASK_CACHED_TOKENS)}",
     ]
     return "\n".join(printable(line) for line in lines)
+
+
+def _still_running(attributes: Attributes) -> str:
+    open_calls = (attributes or {}).get(semconv.TASK_OPEN_CALLS)
+    if not isinstance(open_calls, int) or not open_calls:
+        return ""
+    return f", {open_calls} of them still running at the end"
 
 
 class ConsoleSpanPrinter(SpanProcessor):

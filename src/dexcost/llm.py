@@ -99,6 +99,7 @@ class LLMCall:
         self.task = task if task is not None else resolve_task(runtime, current, self.attribution)
         self.parent: otel_context.Context | None = self.task.event_parent(current)
         self._finished = False
+        self.task.call_started()
         # Left attached like set_context(): the SDK's request runs after this returns,
         # and finish() may run later on another thread, where a detach would fail.
         otel_context.attach(otel_context.set_value(_SDK_CALL_KEY, self, current))
@@ -110,8 +111,11 @@ class LLMCall:
     def discard(self) -> None:
         """Finish without recording: an SDK call inside this one recorded the request."""
         with _FINISH_LOCK:
+            if self._finished:
+                return
             self._finished = True
         self.parent = None
+        self.task.call_ended()
 
     def finish(
         self,
@@ -140,6 +144,7 @@ class LLMCall:
             if self._finished:
                 return
             self._finished = True
+        self.task.call_ended()
         # Outside a task the parent is the context the call started in, and that context
         # contains the thread's previous call (the "SDK call in progress" value). Kept
         # after the call ends, it would keep every earlier call of the thread alive.

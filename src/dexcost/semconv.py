@@ -64,6 +64,9 @@ TASK_RETRY_COST_USD: Final = "dexcost.task.retry_cost_usd"
 TASK_EVENT_COUNT: Final = "dexcost.task.event_count"
 TASK_RETRY_COUNT: Final = "dexcost.task.retry_count"
 TASK_UNPRICED_COUNT: Final = "dexcost.task.unpriced_count"
+# LLM calls of the task still running when it ended (a stream left unread, for
+# instance); their cost is not in the task's totals.
+TASK_OPEN_CALLS: Final = "dexcost.task.open_calls"
 TASK_INPUT_TOKENS: Final = "dexcost.task.input_tokens"
 TASK_OUTPUT_TOKENS: Final = "dexcost.task.output_tokens"
 TASK_CACHED_TOKENS: Final = "dexcost.task.cached_tokens"

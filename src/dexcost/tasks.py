@@ -130,6 +130,7 @@ class TrackedTask:
         self._event_count = 0
         self._retry_count = 0
         self._unpriced_count = 0
+        self._open_calls = 0
         self._input_tokens = 0
         self._output_tokens = 0
         self._cached_tokens = 0
@@ -183,6 +184,22 @@ class TrackedTask:
             self._cached_tokens += tokens.cached
             self._reasoning_tokens += tokens.reasoning
 
+    def call_started(self) -> None:
+        """Count an LLM call in flight in this task and every task it is nested in."""
+        task: TrackedTask | None = self
+        while task is not None:
+            with task._lock:
+                task._open_calls += 1
+            task = task.parent_task
+
+    def call_ended(self) -> None:
+        """Stop counting a call :meth:`call_started` counted."""
+        task: TrackedTask | None = self
+        while task is not None:
+            with task._lock:
+                task._open_calls = max(task._open_calls - 1, 0)
+            task = task.parent_task
+
     @property
     def cost_usd(self) -> Decimal:
         """Total cost so far: LLM, external and retry costs."""
@@ -205,6 +222,7 @@ class TrackedTask:
                 "event_count": self._event_count,
                 "retry_count": self._retry_count,
                 "unpriced_count": self._unpriced_count,
+                "open_calls": self._open_calls,
                 "input_tokens": self._input_tokens,
                 "output_tokens": self._output_tokens,
                 "cached_tokens": self._cached_tokens,
@@ -479,7 +497,9 @@ class TrackedTask:
                 semconv.TASK_RETRY_COST_USD: format_usd(totals["retry_cost_usd"]),
                 semconv.TASK_EVENT_COUNT: totals["event_count"],
                 semconv.TASK_RETRY_COUNT: totals["retry_count"],
-                semconv.TASK_UNPRICED_COUNT: totals["unpriced_count"],
+                # A call still running has no known cost yet, so the total is not exact.
+                semconv.TASK_UNPRICED_COUNT: totals["unpriced_count"] + totals["open_calls"],
+                semconv.TASK_OPEN_CALLS: totals["open_calls"],
                 semconv.TASK_INPUT_TOKENS: totals["input_tokens"],
                 semconv.TASK_OUTPUT_TOKENS: totals["output_tokens"],
                 semconv.TASK_CACHED_TOKENS: totals["cached_tokens"],

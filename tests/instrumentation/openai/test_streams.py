@@ -6,6 +6,7 @@ from decimal import Decimal
 import openai
 import pytest
 
+import dexcost
 from dexcost.demo.fake_openai import FakeOpenAI, FakeReply, FakeUsage
 
 pytestmark = pytest.mark.usefixtures("dx")
@@ -76,7 +77,9 @@ def test_consumed_stream_priced_500_100(client, fake: FakeOpenAI, llm_events) ->
 
 
 def test_break_inside_with_is_one_unknown_event(client, llm_events) -> None:
-    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:
+    with client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    ) as stream:
         for _ in stream:
             break
     events = llm_events()
@@ -197,3 +200,29 @@ async def test_async_responses_stream_priced(async_client, llm_events) -> None:
         pass
     (event,) = llm_events()
     assert Decimal(event["cost_usd"]) == Decimal("0.00036")
+
+
+def test_stream_open_at_task_end_counted(client, stored) -> None:
+    # A stream left unread is recorded when it is collected, after its task ended, so
+    # the task's totals cannot include it. They say so instead of showing an exact $0.
+    with dexcost.task("abandon_break"):
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        next(stream)
+    del stream
+    gc.collect()
+    (task,) = stored("task")
+    assert task["attributes"]["dexcost.task.open_calls"] == 1
+    assert task["attributes"]["dexcost.task.unpriced_count"] == 1
+    assert task["attributes"]["dexcost.task.event_count"] == 0
+
+
+def test_finished_stream_leaves_no_open_call(client, stored) -> None:
+    with dexcost.task("read_all"):
+        for _ in client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        ):
+            pass
+    (task,) = stored("task")
+    assert task["attributes"]["dexcost.task.open_calls"] == 0
+    assert task["attributes"]["dexcost.task.unpriced_count"] == 0
+    assert Decimal(task["attributes"]["dexcost.task.cost_usd"]) == Decimal("0.00036")
