@@ -31,22 +31,21 @@ PRICE_GENAI_SPANS_ENV = "DEXCOST_PRICE_GENAI_SPANS"
 
 def _plain_http_allowed(host: str) -> bool:
     """Return True for a loopback host or one listed in ``DEXCOST_ALLOW_HTTP_HOSTS``."""
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    if is_loopback_host(host):
         return True
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return True
-    except ValueError:
-        pass  # a host name, not an address
+    host = host.lower().rstrip(".")
     listed = os.environ.get(ALLOW_HTTP_HOSTS_ENV, "")
     allowed = {name.strip().lower().rstrip(".") for name in listed.split(",")}
     return host in allowed - {""}
 
 
 def is_loopback_host(host: str) -> bool:
-    """Return True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
-    host = host.lower().rstrip(".")
+    """Return True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``.
+
+    Only the exact name counts: ``localhost.`` and ``x.localhost`` are looked up in DNS
+    by some resolvers, which could answer with a remote address.
+    """
+    host = host.lower()
     if host == "localhost":
         return True
     try:

@@ -959,6 +959,13 @@ def test_https_and_loopback_urls_accepted(url: str) -> None:
     assert DexcostConfig(storage="local", service_catalog_url=url).service_catalog_url == url
 
 
+@pytest.mark.parametrize("host", ["localhost.", "catalog.localhost"])
+def test_loopback_looking_names_rejected(host: str) -> None:
+    # Resolvers may look these names up in DNS, which could answer with a remote host.
+    with pytest.raises(ValueError, match="uses plain http"):
+        DexcostConfig(storage="local", service_catalog_url=f"http://{host}/c.json")
+
+
 def test_plain_http_url_is_rejected() -> None:
     with pytest.raises(ValueError) as raised:
         DexcostConfig(storage="local", service_catalog_url="http://catalog.example.com/c.json")

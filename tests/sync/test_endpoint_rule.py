@@ -23,7 +23,15 @@ def test_endpoint_allowed(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "endpoint", ["http://collector.example.com", "http://10.0.0.5:4318", "http://[::2]"]
+    "endpoint",
+    [
+        "http://collector.example.com",
+        "http://10.0.0.5:4318",
+        "http://[::2]",
+        # Resolvers may look these names up in DNS instead of answering with loopback.
+        "http://localhost.:4318",
+        "http://api.localhost:4318",
+    ],
 )
 def test_plain_http_endpoint_rejected(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     monkeypatch.setenv("DEXCOST_ENDPOINT", endpoint)
