@@ -52,7 +52,7 @@ def start(user_services: Iterable[str] = ()) -> None:
     win over the catalog's prices.
     """
     global _active, _user_services
-    from dexcost.instrumentation.import_hook import when_imported
+    from dexcost.instrumentation.import_hook import run_if_imported, when_imported
 
     with _lock:
         _active = True
@@ -64,9 +64,7 @@ def start(user_services: Iterable[str] = ()) -> None:
                 # Runs the hook now if the module is already imported, else on import.
                 when_imported(name, _on_import)
             else:
-                module = sys.modules.get(name)
-                if module is not None:
-                    _on_import(module)
+                run_if_imported(name, _on_import)
 
 
 def stop() -> None:

@@ -8,6 +8,7 @@ start-up budget, so the patching code imports wrapt only once an SDK is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -25,16 +26,36 @@ _callbacks: dict[str, list[Callback]] = {}
 
 def when_imported(name: str, callback: Callback) -> None:
     """Call ``callback(module)`` once module ``name`` is imported (now, if it already is)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        if _initializing(module):
-            module = _wait_for_import(name, module)
-        callback(module)
+    if run_if_imported(name, callback):
         return
     with _lock:
         _callbacks.setdefault(name, []).append(callback)
         if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
             sys.meta_path.insert(0, _Finder())
+
+
+def run_if_imported(name: str, callback: Callback) -> bool:
+    """Call ``callback(module)`` if module ``name`` is imported; False if it is not.
+
+    A library can be half imported when ``init()`` runs, for example by a background
+    thread that imports it through another package, and patching it then fails. The
+    callback then runs on a short-lived thread once that import has finished. Waiting
+    here instead could deadlock: the caller may hold a lock that a callback of the
+    importing thread needs.
+    """
+    module = sys.modules.get(name)
+    if module is None:
+        return False
+    if not _initializing(module):
+        callback(module)
+        return True
+    threading.Thread(
+        target=_call_after_import,
+        args=(name, module, callback),
+        name=f"dexcost-wait-import-{name}",
+        daemon=True,
+    ).start()
+    return True
 
 
 def _initializing(module: ModuleType) -> bool:
@@ -43,20 +64,15 @@ def _initializing(module: ModuleType) -> bool:
     return bool(getattr(spec, "_initializing", False))
 
 
-def _wait_for_import(name: str, module: ModuleType) -> ModuleType:
-    """Return ``name`` once the import another thread is running has finished.
-
-    A library can be half imported when ``init()`` runs, for example by a background
-    thread that imports it through another package. Importing it again waits on the
-    module's import lock until that thread is done. On the thread that is importing
-    it, the import returns the partial module at once, which is the best there is.
-    """
+def _call_after_import(name: str, module: ModuleType, callback: Callback) -> None:
+    """Wait on the module's import lock until the running import is done, then call back."""
     import importlib
 
-    try:
-        return importlib.import_module(name)
-    except Exception:
-        return module  # the other import failed; the callback reports what is missing
+    # When the other import failed, the callback gets the partial module and reports
+    # what is missing.
+    with contextlib.suppress(Exception):
+        module = importlib.import_module(name)
+    callback(module)
 
 
 def _run_callbacks(name: str, module: ModuleType) -> None:

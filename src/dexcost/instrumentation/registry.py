@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-import sys
 import threading
 import types
 from abc import ABC, abstractmethod
@@ -21,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from dexcost.errors import warn_user
-from dexcost.instrumentation.import_hook import when_imported
+from dexcost.instrumentation.import_hook import run_if_imported, when_imported
 
 logger = logging.getLogger(__name__)
 
@@ -334,9 +333,7 @@ class InstrumentationManager:
                 # Runs the hook now if the module is already imported, else on import.
                 when_imported(spec.module, self._on_import)
             else:
-                module = sys.modules.get(spec.module)
-                if module is not None:
-                    self._on_import(module)
+                run_if_imported(spec.module, self._on_import)
 
     def uninstrument_all(self) -> None:
         with self._lock:
