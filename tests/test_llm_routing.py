@@ -121,3 +121,19 @@ def test_implausible_cost_recorded_unpriced(dx, stored, caplog):
     assert row["cost_status"] == "unpriced"
     assert row["cost_usd"] is None
     assert "not plausible" in caplog.text
+
+
+def test_cost_above_call_bound_unpriced(dx, stored, caplog):
+    runtime = current_runtime()
+    assert runtime is not None
+    call = LLMCall(
+        runtime, provider="anthropic", operation="chat", request_model="claude-3-5-haiku"
+    )
+    # 10**12 input tokens at $0.80 per million: $800,000 for one call, which no real
+    # request costs.
+    call.finish(response_model="claude-3-5-haiku-20241022", usage=TokenUsage(input_tokens=10**12))
+
+    (row,) = stored("llm_call")
+    assert row["cost_status"] == "unpriced"
+    assert row["input_tokens"] == 10**12
+    assert "not plausible" in caplog.text

@@ -24,13 +24,17 @@ from dexcost.events import LLM, NO_TOKENS, RETRY, AttributeValue, Tokens, emit_e
 from dexcost.pricing import TokenUsage, price_llm
 from dexcost.pricing.user_prices import find_user_card
 from dexcost.runtime import current_runtime
-from dexcost.tasks import MAX_COST_USD, TrackedTask, resolve_task
+from dexcost.tasks import TrackedTask, resolve_task
 
 if TYPE_CHECKING:
     from dexcost.retry import RetryHeuristicEngine
     from dexcost.runtime import Runtime
 
 _ZERO = Decimal(0)
+# Bound on the price of one LLM call. A full 1M-token context on the dearest listed
+# models costs a few hundred dollars, so a larger figure comes from a corrupt usage
+# report (or a test value), not from a bill.
+MAX_LLM_CALL_USD = Decimal(10_000)
 logger = logging.getLogger(__name__)
 # The call of a routing library (litellm) in progress in this context. An SDK call that
 # starts inside it takes over the recording, so one request is priced once, with the
@@ -183,9 +187,8 @@ class LLMCall:
                     batch=batch,
                 )
                 cost, status, source = price.cost_usd, price.status, price.source
-            if cost is not None and cost >= MAX_COST_USD:
-                # Billions of dollars for one call is a corrupt usage report (or a test
-                # value), not a bill: keep the tokens, leave the amount out of every total.
+            if cost is not None and cost >= MAX_LLM_CALL_USD:
+                # Keep the tokens, and leave the amount out of every total.
                 logger.warning(
                     "dexcost recorded a %s call to %s as unpriced: its usage would cost %s USD, "
                     "which is not plausible for one call",
