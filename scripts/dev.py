@@ -43,6 +43,18 @@ LEGACY_TEST_PATHS = (
     "tests/instrumentation/anthropic",
     "tests/demo",
 )
+# The tests of pricing other instrumentations' GenAI spans also run next to the real
+# instrumentations, which cannot all share the main virtualenv. openai-v2 2.4b0 imports
+# a module that opentelemetry-util-genai removed in 1.2b0.
+GENAI_VENV = REPO / ".venv-genai"
+GENAI_EXTRAS = "test,openai,anthropic"
+GENAI_REQUIREMENTS = (
+    "opentelemetry-instrumentation-openai-v2==2.4b0",
+    "opentelemetry-util-genai==1.1b0",
+    "opentelemetry-instrumentation-openai==0.62.4",
+    "opentelemetry-instrumentation-anthropic==0.62.4",
+)
+GENAI_TEST_PATHS = ("tests/otel/test_genai_spans.py",)
 # The interop test in tests/otel starts a Phoenix server from this virtualenv, which
 # has no dexcost in it. 20.26.1 is the release the test was written against, and
 # Phoenix needs Python 3.11 or newer.
@@ -144,14 +156,19 @@ def run_tests(pytest_args: Sequence[str], *, recreate: bool) -> int:
     main_environment = Environment(MAIN_VENV)
     legacy_environment = Environment(LEGACY_VENV, LEGACY_EXTRAS, LEGACY_REQUIREMENTS)
     phoenix_environment = Environment(PHOENIX_VENV, "", (PHOENIX_REQUIREMENT,))
+    genai_environment = Environment(GENAI_VENV, GENAI_EXTRAS, GENAI_REQUIREMENTS)
     if recreate:
-        _delete(main_environment, legacy_environment, phoenix_environment)
+        _delete(main_environment, legacy_environment, phoenix_environment, genai_environment)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("docs: mkdocs build --strict", lambda: build_docs(main_environment)),
         ("static checks: ruff and mypy --strict on src", lambda: check_source(main_environment)),
         (
             "tests on openai 1.x and anthropic 0.x: " + " ".join(LEGACY_TEST_PATHS),
             lambda: run_legacy_tests(legacy_environment, pytest_args),
+        ),
+        (
+            "tests next to other GenAI instrumentations: " + " ".join(GENAI_TEST_PATHS),
+            lambda: run_pytest(genai_environment, pytest_args, GENAI_TEST_PATHS),
         ),
         (
             "Phoenix for the interop test: " + PHOENIX_VENV.name,
