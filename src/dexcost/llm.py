@@ -190,8 +190,8 @@ class LLMCall:
             if cost is not None and cost >= MAX_LLM_CALL_USD:
                 # Keep the tokens, and leave the amount out of every total.
                 logger.warning(
-                    "dexcost recorded a %s call to %s as unpriced: its usage would cost %s USD, "
-                    "which is not plausible for one call",
+                    "dexcost recorded a call to %s model %s as unpriced: its usage would "
+                    "cost %s USD, which is not plausible for one call",
                     self.provider,
                     response_model or self.request_model,
                     cost,
