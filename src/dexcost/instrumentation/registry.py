@@ -225,7 +225,7 @@ class Instrumentor(ABC):
         self._lock = threading.Lock()
         self._patched = False
         # (owner, attribute name, original value or None, gate, the other library's
-        # wrapper dexcost's sits inside or None), in patch order.
+        # wrapper that contains dexcost's, or None), in patch order.
         self._wrapped: list[tuple[Any, str, Any, _Gate, Any]] = []
 
     @property
@@ -278,7 +278,7 @@ class Instrumentor(ABC):
             self._wrapped.append((owner, name, original, gate, None))
             return True
         # Another library wrapped the method first. dexcost goes inside its wrapper,
-        # next to the SDK, so it sees the SDK's own result (a stream, not the other
+        # next to the SDK, so it receives the SDK's own result (a stream, not the other
         # library's proxy of it) and both wrappers keep working.
         inner = holder.__wrapped__
         holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
