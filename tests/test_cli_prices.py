@@ -83,3 +83,10 @@ def test_prices_registered_price_wins() -> None:
     assert json.loads(output)["source"] == "user"
     assert _rates(output, "standard")["input_mtok"]["usd"] == "1"
     assert _rates(output, "standard")["output_mtok"]["usd"] == "2"
+
+
+def test_prices_empty_model_is_usage_error() -> None:
+    code, output = _run("  ")
+
+    assert code == 2
+    assert "give a model name such as gpt-4o-mini" in output

@@ -91,6 +91,8 @@ def status(db: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rates as one JSON object.")
 def prices(model: str, provider: str, as_json: bool) -> None:
     """Show the rates dexcost applies to MODEL and where they come from."""
+    if not model.strip():
+        raise click.BadParameter("give a model name such as gpt-4o-mini", param_hint="MODEL")
     found = describe_model_prices(provider.strip().lower(), model)
     if as_json:
         click.echo(json.dumps(_prices_json(found), indent=2))
