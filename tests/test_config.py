@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 import dexcost
@@ -268,3 +270,10 @@ def test_environment_name_case_insensitive() -> None:
 def test_buffer_path_unusable_rejected(path: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dexcost.DexcostConfig(storage="local", buffer_path=path)
+
+
+def test_redact_fields_warns_on_attribution_field(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dexcost.config"):
+        DexcostConfig(storage="local", redact_fields=["email", "project_id"])
+    assert "redact_fields lists 'project_id'" in caplog.text
+    assert "'email'" not in caplog.text

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.dexcost.io"
 # Comma-separated hosts that may be reached over plain http, e.g. an in-cluster gateway.
@@ -98,6 +101,19 @@ def _read_switch(name: str, value: object, variable: str) -> bool:
     return word in _TRUE_WORDS
 
 
+def _warn_attribution_in_redact_fields(fields: list[str] | None) -> None:
+    """Warn when ``redact_fields`` names an attribution field, which it does not remove."""
+    for name in fields or ():
+        if name in ("customer_id", "project_id", "agent"):
+            logger.warning(
+                "redact_fields lists %r, but it removes metadata keys only, so %s is still "
+                "stored; use hash_customer_id=True to keep customer ids private, or leave "
+                "the field unset",
+                name,
+                name,
+            )
+
+
 def mask_key(key: str) -> str:
     """Return a key shortened so it can appear in messages: its prefix and last 4 characters."""
     for prefix in KEY_PREFIXES:
@@ -181,6 +197,7 @@ class DexcostConfig:
         self._validate_batching()
         self._validate_retry_settings()
         self.redact_fields = _check_str_list("redact_fields", self.redact_fields)
+        _warn_attribution_in_redact_fields(self.redact_fields)
         _check_type("trust_inbound_context", self.trust_inbound_context, bool, "pass True or False")
         self._validate_propagation_hosts()
         self._read_export_to_otel()
