@@ -17,6 +17,8 @@ Without a provider set by the application, nothing is exported.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,6 +34,31 @@ logger = logging.getLogger(__name__)
 # instrumentations' gen_ai spans skips it, and collector gateways drop it, so a call is
 # never priced twice.
 EXPORT_SCOPE_NAME = semconv.EXPORT_SCOPE_NAME
+
+
+_host_failures = 0
+
+
+def _host_call(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the application's provider or span; return None if its own processors raise.
+
+    The application's span processors run inside start_span() and end(). An error
+    there is the application's, not dexcost's, so it is logged as such: the first one
+    as a warning, the rest at debug level.
+    """
+    global _host_failures
+    try:
+        return action(*args, **kwargs)
+    except Exception as error:
+        _host_failures += 1
+        level = logging.WARNING if _host_failures == 1 else logging.DEBUG
+        logger.log(
+            level,
+            "the application's tracer provider raised while taking dexcost's copy of a "
+            "cost span (export_to_otel); the cost itself is stored: %r",
+            error,
+        )
+        return None
 
 
 class HostExportProcessor(SpanProcessor):
@@ -97,14 +124,16 @@ class HostExportProcessor(SpanProcessor):
             parent = trace.get_current_span(context).get_span_context()
             self._open_tasks[span.context.span_id] = NonRecordingSpan(parent)
             return
-        copy = tracer.start_span(
+        copy = _host_call(
+            tracer.start_span,
             span.name,
             context=context,
             kind=span.kind,
             attributes=attributes,
             start_time=span.start_time,
         )
-        self._open_tasks[span.context.span_id] = copy
+        if copy is not None:
+            self._open_tasks[span.context.span_id] = copy
 
     def _end_task_copy(self, span: ReadableSpan) -> None:
         if span.context is None:
@@ -116,22 +145,25 @@ class HostExportProcessor(SpanProcessor):
         copy.set_attributes(span.attributes or {})
         if span.status.status_code is StatusCode.ERROR:
             copy.set_status(span.status)
-        copy.end(end_time=span.end_time)
+        _host_call(copy.end, end_time=span.end_time)
 
     def _copy_event(self, span: ReadableSpan) -> None:
         tracer = self._host_tracer()
         if tracer is None:
             return
-        copy = tracer.start_span(
+        copy = _host_call(
+            tracer.start_span,
             span.name,
             context=self._event_parent(span.parent),
             kind=span.kind,
             attributes=span.attributes,
             start_time=span.start_time,
         )
+        if copy is None:
+            return
         if span.status.status_code is StatusCode.ERROR:
             copy.set_status(span.status)
-        copy.end(end_time=span.end_time)
+        _host_call(copy.end, end_time=span.end_time)
 
     def _event_parent(self, parent: SpanContext | None) -> otel_context.Context:
         """Return the context to start an event's copy in: never the current one.

@@ -32,7 +32,7 @@ from opentelemetry.util._once import Once
 from opentelemetry.util.types import Attributes
 
 import dexcost
-from dexcost import errors, runtime
+from dexcost import errors, otel_export, runtime
 from dexcost.config import EXPORT_TO_OTEL_ENV, DexcostConfig
 from dexcost.demo.fake_openai import FakeOpenAI, FakeUsage
 
@@ -329,6 +329,35 @@ def test_broken_provider_error_is_contained(
 
     assert len(stored("llm_call")) == 1
     assert "copying a cost span" in caplog.text
+
+
+class _RaisingProcessor(SimpleSpanProcessor):
+    """An application processor that fails on every span it is given."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("the application's exporter is down")
+
+
+def test_app_processor_error_blamed_on_app(
+    start: Callable[..., DexcostConfig],
+    set_global: Callable[[trace.TracerProvider], None],
+    stored: Stored,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Internal errors re-raise under the tests, so this also checks that the
+    # application's failure is not counted as one of dexcost's.
+    monkeypatch.setattr(otel_export, "_host_failures", 0)
+    provider = TracerProvider()
+    provider.add_span_processor(_RaisingProcessor(InMemorySpanExporter()))
+    set_global(provider)
+    start()
+    with caplog.at_level(logging.WARNING, logger="dexcost"):
+        chat_completion()
+
+    assert len(stored("llm_call")) == 1
+    assert "the application's tracer provider raised" in caplog.text
+    assert "exporter is down" in caplog.text
 
 
 def test_stream_on_other_thread_keeps_parent(
