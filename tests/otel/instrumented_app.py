@@ -11,6 +11,7 @@ sqlite3 and threading instrumentations have something of the app's to trace.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sqlite3
@@ -49,6 +50,39 @@ class JsonLinesExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+class _PaidAPI(http.server.BaseHTTPRequestHandler):
+    """A paid API on 127.0.0.1; the test stores a rate per request for its host."""
+
+    def do_GET(self) -> None:
+        body = b'{"results": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _call_paid_api() -> int:
+    """Send one requests call to a paid API served on 127.0.0.1; return its status."""
+    import requests
+
+    import dexcost
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PaidAPI)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        port = server.server_address[1]
+        with dexcost.context(customer_id="acme"):
+            return requests.get(f"http://127.0.0.1:{port}/search?q=x", timeout=10).status_code
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main(arguments: list[str]) -> dict[str, Any]:
     provider = trace.get_tracer_provider()
     summary: dict[str, Any] = {"provider": type(provider).__name__}
@@ -74,6 +108,8 @@ def main(arguments: list[str]) -> dict[str, Any]:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
             )
+        if "paid" in arguments:
+            summary["paid_status"] = _call_paid_api()
         if "task" in arguments:
             with dexcost.task("answer_ticket", customer_id="acme"):
                 dexcost.record_cost("geocoder", "0.005")

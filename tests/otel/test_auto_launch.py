@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from dexcost import distro, runtime
+from dexcost.cli import main
 
 APP = Path(__file__).with_name("instrumented_app.py")
 INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
@@ -166,6 +168,26 @@ def test_auto_launch_prices_call(tmp_path: Path) -> None:
     assert not any(
         key.startswith("dexcost.") for span in run.app_spans for key in span["attributes"]
     )
+
+
+@needs_instrument
+def test_auto_launch_prices_paid_request(tmp_path: Path) -> None:
+    # A rate stored for the host makes each request to it billable: $2 per 1,000.
+    rates = tmp_path / "rates.yaml"
+    rates.write_text('rates:\n  127.0.0.1:\n    per: 1k_requests\n    cost_usd: "2"\n')
+    imported = CliRunner().invoke(
+        main, ["rates", "--import", str(rates), "--db", str(tmp_path / "buffer.db")]
+    )
+    assert imported.exit_code == 0, imported.output
+
+    run = run_app(tmp_path, "paid", DEXCOST_AUTO_INSTRUMENT="openai")
+
+    assert run.summary["paid_status"] == 200
+    (paid,) = [row for row in run.rows if row["event_type"] == "external_cost"]
+    assert Decimal(paid["cost_usd"]) == Decimal("0.002")
+    assert paid["customer_id"] == "acme"
+    (call,) = llm_rows(run)
+    assert Decimal(call["cost_usd"]) == EXPECTED_COST
 
 
 @needs_instrument
