@@ -105,7 +105,7 @@ def test_host_wrapper_on_top_survives_uninstrument() -> None:
 
 
 def test_wrapper_goes_inside_host_wrapper() -> None:
-    # Inside the host's wrapper, dexcost sees the SDK's own arguments and result, not
+    # Inside the host's wrapper, dexcost receives the SDK's own arguments and result, not
     # what the host's wrapper turns them into (a proxy of a stream, for instance).
     original = Resource.__dict__["create"]
 

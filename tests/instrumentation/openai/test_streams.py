@@ -204,7 +204,7 @@ async def test_async_responses_stream_priced(async_client, llm_events) -> None:
 
 def test_stream_open_at_task_end_counted(client, stored) -> None:
     # A stream left unread is recorded when it is collected, after its task ended, so
-    # the task's totals cannot include it. They say so instead of showing an exact $0.
+    # the task's totals cannot include it. They count it as unpriced instead of showing an exact $0.
     with dexcost.task("abandon_break"):
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         next(stream)
