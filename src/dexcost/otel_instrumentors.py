@@ -9,10 +9,10 @@ without clashing with other packages' ``openai`` instrumentor.
 These classes do not start dexcost. Under the dexcost distro, ``dexcost.init()``
 has already run and patched what the environment requests, leaving out the disabled
 names, so ``instrument()`` finds its library patched and changes nothing. Loaded by
-another distro before dexcost was started, ``instrument()`` does nothing: starting
+another distro before dexcost was started, ``instrument()`` does nothing. Starting
 dexcost opens a local buffer, runs a writer thread and, with an API key in the
-environment, uploads data, which the package being installed must not do on its
-own. Start it with ``OTEL_PYTHON_DISTRO=dexcost`` or ``dexcost.init()`` instead.
+environment, uploads data, so it must follow from a choice, not from the package
+being installed. Start it with ``OTEL_PYTHON_DISTRO=dexcost`` or ``dexcost.init()``.
 
 Version checks: ``opentelemetry-instrument`` checks the ``instruments`` extra of the
 distribution that owns an entry point, for the whole distribution. dexcost declares

@@ -203,7 +203,7 @@ def test_stream_span_priced_with_usage(
 def test_stream_span_without_usage_unknown(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
-    # Without dexcost's patch nobody asks the API for a stream's usage.
+    # Without dexcost's patch the request does not ask the API for a stream's usage.
     openai_instrumentor()
     start([])
     _streamed_chat()
@@ -252,7 +252,7 @@ def test_cached_openai_tokens_priced(
     host: Host, openai_instrumentor: Callable[[], None], start: Any, calls: Any
 ) -> None:
     # openai-v2 2.4b0 writes no cache counts on its spans, so its cached calls are
-    # priced at the full input rate; the page on GenAI spans says so.
+    # priced at the full input rate. The GenAI spans page documents that gap.
     openai_instrumentor()
     start([])
     _chat(FakeUsage(prompt_tokens=1200, completion_tokens=300, cached_tokens=1000))

@@ -5,8 +5,8 @@ on loopback ports, forwarding to the protobuf-decoding receiver that acts as the
 Control Layer, and runs dexcost in separate app processes, each with its own
 buffer, that send to rotel.
 
-rotel answers an app as soon as it has the spans in memory, so dexcost marks them
-synced at once. From then on rotel alone holds them: it retries refused connections,
+rotel replies 200 to an app as soon as it has the spans in memory, so dexcost marks
+them synced at once. From then on rotel alone holds them: it retries refused connections,
 timeouts, 429 and 5xx until its retry time runs out, and drops a batch the Control
 Layer rejects (400, 401) or still cannot reach by then. The tests check both sides.
 """

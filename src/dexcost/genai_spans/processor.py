@@ -8,7 +8,8 @@ span ends elsewhere. ``on_end`` returns at once for spans without GenAI attribut
 A GenAI span is priced only when nothing else accounts for the same request. It is
 skipped when:
 
-1. its scope is ``dexcost`` (dexcost's own spans, also when copied to the host);
+1. its scope is ``dexcost`` (dexcost's own spans) or ``dexcost.export`` (their copies
+   on the host's provider);
 2. it is not one model request (``invoke_agent``, ``invoke_workflow``, ``create_agent``,
    ``execute_tool``, OpenLLMetry's workflow/task/agent/tool spans ...);
 3. a GenAI span below it ended first, or one above it was already priced: an agent or
@@ -20,8 +21,8 @@ skipped when:
    (the wrappers of both libraries nest, in whichever order they were applied);
 6. it comes from an SDK dexcost is patching in this process, known by the
    instrumentation's scope or else by the provider name. Points 3 to 5 already catch
-   every nested case; this one is for a call whose context was lost between threads,
-   where one recorded call and one priced span would otherwise both count.
+   every nested case. This one covers a call whose context was lost between threads,
+   because one recorded call and one priced span would otherwise both count.
 """
 
 from __future__ import annotations
@@ -186,12 +187,14 @@ class GenAISpanPricer(SpanProcessor):
             or not is_genai(attributes)
         ):
             return
+
         parent_id = record.parent_id if record is not None else 0
         # Children end before their parents: whatever this span is, its ancestors now
         # contain a GenAI span and are not priced on top of it.
         self._cover(parent_id)
         if not is_model_request(attributes):
             return
+
         if record is None:
             # Started before dexcost attached, or pushed out of the table: where it
             # started (and what recorded it) is unknown, so it is not priced.
@@ -199,6 +202,7 @@ class GenAISpanPricer(SpanProcessor):
                 "dexcost skipped GenAI span %r: it started before dexcost saw it", span.name
             )
             return
+
         if self._response_seen(attributes.get(RESPONSE_ID)):
             return
         if record.covered or record.inside_call or self._ancestor_priced(parent_id):
@@ -206,6 +210,7 @@ class GenAISpanPricer(SpanProcessor):
         call = read_call(attributes, scope_name)
         if self._patched_elsewhere(scope_name, call.provider):
             return
+
         runtime = current_runtime()
         if runtime is None or context is None:
             return
@@ -267,7 +272,7 @@ def _attributes_of(span: ReadableSpan) -> Mapping[str, object]:
     ``ReadableSpan.attributes`` is a read-only view of a ``BoundedAttributes`` whose
     lookups run in Python: about 1 us each, and ``on_end`` makes several for every
     span the application ends. The dict behind it (private names, present since the
-    SDK's first releases) answers in tens of nanoseconds. Only read, never changed.
+    SDK's first releases) takes tens of nanoseconds per lookup. Only read, never changed.
     """
     inner = getattr(getattr(span, "_attributes", None), "_dict", None)
     if isinstance(inner, dict):

@@ -24,7 +24,7 @@ instrumentation writes was read in its source:
   tokens out. NOTE: read in its source only, because OpenLIT 1.45 cannot be installed
   next to openai 3.x or anthropic 2.x.
 
-Anything else is read as the conventions say (input includes cache tokens), except
+Anything else is read by the GenAI conventions (input includes cache tokens), except
 that an input count smaller than its own cache counts cannot include them.
 """
 
