@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
 from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting
+from dexcost.events import PendingEvent, build_span
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class DexcostSpanProcessor(SpanProcessor):
         # True while the writer has spans it took off the queue but has not stored yet.
         self._draining = False
         self._next_prune = 0.0
-        self._queue: deque[ReadableSpan | _FlushMarker] = deque()
+        self._queue: deque[ReadableSpan | PendingEvent | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dexcost-buffer-writer", daemon=True)
@@ -141,16 +142,21 @@ class DexcostSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        self.on_event(span)
+
+    def on_event(self, event: ReadableSpan | PendingEvent) -> None:
+        """Queue a finished span, or an event whose span the writer thread builds."""
         try:
             if self._shutdown:
-                self._write_late(span)
+                self._write_late(event)
                 return
-            if len(self._queue) >= self._max_queue:
+            queue = self._queue
+            if len(queue) >= self._max_queue:
                 with self._drop_lock:
                     self._dropped += 1
                 return
-            self._queue.append(span)
-            if len(self._queue) >= BATCH_SIZE and not self._wake.is_set():
+            queue.append(event)
+            if len(queue) >= BATCH_SIZE and not self._wake.is_set():
                 self._wake.set()
         except Exception:
             errors.log_internal_error("queueing a cost event")
@@ -247,7 +253,7 @@ class DexcostSpanProcessor(SpanProcessor):
         return _identity(self.buffer_path) != self._file_identity
 
     def _drain(self, buffer: Buffer) -> None:
-        batch: list[ReadableSpan] = []
+        batch: list[ReadableSpan | PendingEvent] = []
         markers: list[_FlushMarker] = []
         while self._queue:
             item = self._queue.popleft()
@@ -274,9 +280,11 @@ class DexcostSpanProcessor(SpanProcessor):
         self._store_counters(buffer)
         self._release(markers)
 
-    def _store(self, buffer: Buffer, batch: Sequence[ReadableSpan]) -> bool:
+    def _store(self, buffer: Buffer, batch: list[ReadableSpan | PendingEvent]) -> bool:
         try:
-            buffer.insert_spans(batch)
+            # Built once: a batch put back after a failed write keeps its span ids.
+            batch[:] = _spans(batch)
+            buffer.insert_spans(batch)  # type: ignore[arg-type]
             return True
         except Exception:
             errors.log_internal_error(f"writing cost events to {self.buffer_path}")
@@ -309,7 +317,9 @@ class DexcostSpanProcessor(SpanProcessor):
                 self._max_rows,
             )
 
-    def _requeue(self, batch: list[ReadableSpan], markers: list[_FlushMarker]) -> None:
+    def _requeue(
+        self, batch: list[ReadableSpan | PendingEvent], markers: list[_FlushMarker]
+    ) -> None:
         # Put the unwritten spans back at the front, in order, and retry shortly. The
         # queue may exceed its bound by one batch here: keeping data wins over the bound.
         self._queue.extendleft(reversed([*batch, *markers]))
@@ -339,18 +349,36 @@ class DexcostSpanProcessor(SpanProcessor):
                 self._dropped += dropped
             errors.log_internal_error("storing dexcost counters")
 
-    def _write_late(self, span: ReadableSpan) -> None:
+    def _write_late(self, event: ReadableSpan | PendingEvent) -> None:
         """Store a span that ended after shutdown (e.g. a stream finished late) directly."""
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             with self._io_lock:
-                self._store_late(span)
+                self._store_late(event)
         finally:
             otel_context.detach(token)
 
-    def _store_late(self, span: ReadableSpan) -> None:
+    def _store_late(self, event: ReadableSpan | PendingEvent) -> None:
         buffer = Buffer.open(self.buffer_path)
         try:
-            buffer.insert_spans([span])
+            buffer.insert_spans(_spans([event]))
         finally:
             buffer.close()
+
+
+def _spans(batch: Sequence[ReadableSpan | PendingEvent]) -> list[ReadableSpan]:
+    """Return the spans of ``batch``, building those of the events queued unbuilt.
+
+    An event whose span cannot be built is reported as an internal error and left
+    out, so it cannot keep the rest of the batch from being stored.
+    """
+    spans: list[ReadableSpan] = []
+    for item in batch:
+        if type(item) is not tuple:
+            spans.append(item)  # type: ignore[arg-type]
+            continue
+        try:
+            spans.append(build_span(item))
+        except Exception:
+            errors.log_internal_error("building the span of a cost event")
+    return spans

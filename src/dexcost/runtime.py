@@ -101,6 +101,17 @@ class Runtime:
             from dexcost.otel_export import HostExportProcessor
 
             self.provider.add_span_processor(HostExportProcessor(self.provider))
+        # Where emit_event hands events whose span the buffer's writer thread builds.
+        # Only when the buffer is the only reader of event spans: a console, an export
+        # or an in-memory processor reads each span as it ends, so then every event's
+        # span is built on the thread that records it.
+        self.event_sink: DexcostSpanProcessor | None = None
+        if (
+            isinstance(self.processor, DexcostSpanProcessor)
+            and not config.is_dev
+            and not config.export_to_otel
+        ):
+            self.event_sink = self.processor
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.sessions = SessionTasks(self)
         self.retry_engine: RetryHeuristicEngine | None = None

@@ -219,6 +219,10 @@ class SyncWorker(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        self.ensure_started()
+
+    def ensure_started(self) -> None:
+        """Start the upload thread if this process has none (the child of a fork)."""
         if self._thread is None:
             try:
                 self.start()
