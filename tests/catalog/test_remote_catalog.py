@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import json
 import logging
 import socket
@@ -31,6 +29,7 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.connect_proxy import ConnectProxy, certificate_files
 
 import dexcost
 from dexcost import http as http_capture
@@ -202,59 +201,14 @@ def server() -> Iterator[CatalogServer]:
     catalog_server.close()
 
 
-def _certificate_files(folder: Path) -> tuple[Path, Path, Path]:
-    """Write a CA certificate and a certificate it signed for 127.0.0.1, with its key."""
-    # cryptography is not a declared test dependency, so these tests skip without it.
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dexcost test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = (folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
+# A name the proxy tunnels to the https catalog server; it is never looked up in DNS.
+PROXIED_HOST = "catalog.dexcost.test"
 
 
 @pytest.fixture
 def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CatalogServer]:
     """Serve https on 127.0.0.1 with a certificate from a CA the process trusts."""
-    ca, certificate, key = _certificate_files(tmp_path)
+    ca, certificate, key = certificate_files(tmp_path, ["127.0.0.1", PROXIED_HOST])
     # OpenSSL reads this variable when ssl.create_default_context() loads the trust store.
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -621,6 +575,51 @@ def test_https_catalog_is_fetched(tls_server: CatalogServer, buffer_path: Path) 
     _fetched(buffer_path, tls_server.url("/catalog.json"))
 
     assert "remote_news" in _entry_ids()
+
+
+def test_https_catalog_fetched_through_proxy(
+    tls_server: CatalogServer,
+    buffer_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_other_hosts: list[str],
+) -> None:
+    tls_server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
+    port = int(tls_server.base_url.rsplit(":", 1)[1])
+    proxy = ConnectProxy({f"{PROXIED_HOST}:443": port}, authorization="Basic dTpwQHNz")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://u:p%40ss@127.0.0.1:{proxy.port}")
+    try:
+        _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
+    finally:
+        proxy.close()
+
+    assert "remote_news" in _entry_ids()
+    assert proxy.requests == [(f"{PROXIED_HOST}:443", "Basic dTpwQHNz", 200)]
+    assert set(no_other_hosts) == {"127.0.0.1"}
+
+
+def test_proxy_refusal_keeps_bundled_catalog(
+    tls_server: CatalogServer,
+    buffer_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    no_other_hosts: list[str],
+) -> None:
+    tls_server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
+    port = int(tls_server.base_url.rsplit(":", 1)[1])
+    proxy = ConnectProxy({f"{PROXIED_HOST}:443": port}, authorization="Basic dTpwQHNz")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://u:wrong-secret@127.0.0.1:{proxy.port}")
+    before = loading.active()[0]
+    try:
+        with caplog.at_level(logging.WARNING):
+            _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
+    finally:
+        proxy.close()
+
+    assert loading.active()[0] == before
+    assert tls_server.targets == []
+    (warning,) = _warnings(caplog)
+    assert "407" in warning
+    assert "wrong-secret" not in caplog.text
 
 
 def test_https_redirect_to_http_is_rejected(

@@ -16,7 +16,8 @@ A failure at step 2 or 3 logs one warning with the URL's host, never its query (
 may contain a token), and the catalog in use stays. The thread runs in an empty
 context with OpenTelemetry instrumentation suppressed, and downloads with
 ``http.client``, which the application's instrumentation does not patch: dexcost
-never traces, prices or attributes its own download.
+never traces, prices or attributes its own download. An https URL is fetched through
+the proxy that ``HTTPS_PROXY`` names, if any (see ``dexcost.proxy``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from dexcost._version import __version__
 from dexcost.catalog import loading
 from dexcost.catalog.schema import Catalog, parse_catalog
 from dexcost.config import catalog_url_problem
+from dexcost.proxy import https_connection, https_proxy_for
 
 logger = logging.getLogger(__name__)
 
@@ -246,11 +248,11 @@ class _Deadline:
 def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
     """Create a connection to the URL's host, not yet open. https verifies the certificate."""
     host = parts.hostname or ""
-    # NOTE: the connection is direct. HTTPS_PROXY and the other proxy variables are not
-    # read, so a network that allows outbound https only through a proxy fails here.
     if parts.scheme == "https":
         context = ssl.create_default_context()
-        return http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+        return https_connection(
+            host, parts.port, timeout=timeout, context=context, proxy=https_proxy_for(host)
+        )
     return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 

@@ -3,7 +3,8 @@
 The POST uses the standard library's ``http.client``, which application HTTP
 instrumentations (requests, httpx, urllib3, aiohttp) do not patch, so uploads never
 show up in the application's own traces. One connection is kept open between
-batches; any error closes it and the next POST opens a new one.
+batches; any error closes it and the next POST opens a new one. An https endpoint is
+reached through the proxy that ``HTTPS_PROXY`` names, if any (see ``dexcost.proxy``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
 from dexcost._version import __version__
+from dexcost.proxy import Proxy, https_connection, https_proxy_for
 
 TRACES_PATH: Final = "/v1/traces"
 CONTENT_TYPE: Final = "application/x-protobuf"
@@ -56,6 +58,8 @@ class OTLPSender:
             "User-Agent": f"dexcost/{__version__}",
         }
         self._connection: http.client.HTTPConnection | None = None
+        # Read once: the environment of the process when dexcost started.
+        self.proxy: Proxy | None = https_proxy_for(self._host) if self._https else None
 
     def post(self, body: bytes, timeout: float) -> Response:
         """Send one request and return the response.
@@ -113,8 +117,12 @@ class OTLPSender:
         connection = self._connection
         if connection is None:
             if self._https:
-                connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=ssl.create_default_context()
+                connection = https_connection(
+                    self._host,
+                    self._port,
+                    timeout=timeout,
+                    context=ssl.create_default_context(),
+                    proxy=self.proxy,
                 )
             else:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)

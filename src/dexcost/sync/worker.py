@@ -405,7 +405,11 @@ class SyncWorker(SpanProcessor):
         try:
             response = self._sender.post(body, timeout)
         except (OSError, http.client.HTTPException) as error:
-            raise _Retry(f"{type(error).__name__} sending to {self._sender.url}: {error}") from None
+            proxy = self._sender.proxy
+            via = "" if proxy is None else f" through the proxy {proxy.where()} (HTTPS_PROXY)"
+            raise _Retry(
+                f"{type(error).__name__} sending to {self._sender.url}{via}: {error}"
+            ) from None
         status = response.status
         if 200 <= status < 300 or status in (400, 413):
             return response
