@@ -686,9 +686,7 @@ SECTIONS: tuple[tuple[str, str, str, str | None], ...] = (
     ("LLMCall.finish", "dexcost.llm", "LLMCall", "finish"),
     ("  price_llm", "dexcost.llm", "price_llm", None),
     ("  emit_event", "dexcost.llm", "emit_event", None),
-    ("    OTel Tracer.start_span", "opentelemetry.sdk.trace", "Tracer", "start_span"),
-    ("    OTel Span.end (runs on_end)", "opentelemetry.sdk.trace", "Span", "end"),
-    ("      DexcostSpanProcessor.on_end", "dexcost.processor", "DexcostSpanProcessor", "on_end"),
+    ("    DexcostSpanProcessor.on_event", "dexcost.processor", "DexcostSpanProcessor", "on_event"),
     ("    TrackedTask.add_event", "dexcost.tasks", "TrackedTask", "add_event"),
 )
 
