@@ -13,6 +13,7 @@ import select
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,21 @@ class ConnectProxy:
                 if not data:
                     return
                 (upstream if source is client else client).sendall(data)
+
+
+def resolve_loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every host but 127.0.0.1 fail to resolve; return the list of hosts resolved."""
+    resolved: list[str] = []
+    resolve = socket.getaddrinfo
+
+    def only_loopback(host: Any, *args: Any, **kwargs: Any) -> Any:
+        resolved.append(str(host))
+        if host != "127.0.0.1":
+            raise socket.gaierror(socket.EAI_NONAME, "only 127.0.0.1 in this test")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", only_loopback)
+    return resolved
 
 
 def certificate_files(folder: Path, names: list[str]) -> tuple[Path, Path, Path]:

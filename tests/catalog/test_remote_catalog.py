@@ -29,7 +29,7 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tests.connect_proxy import ConnectProxy, certificate_files
+from tests.connect_proxy import ConnectProxy, certificate_files, resolve_loopback_only
 
 import dexcost
 from dexcost import http as http_capture
@@ -250,17 +250,7 @@ def local_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def no_other_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Fail to resolve any host but 127.0.0.1, and record each host requested."""
-    requested: list[str] = []
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
-        requested.append(str(host))
-        if host != "127.0.0.1":
-            raise socket.gaierror(socket.EAI_NONAME, "only 127.0.0.1 in this test")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
-    return requested
+    return resolve_loopback_only(monkeypatch)
 
 
 def _init(buffer_path: Path, url: str | None) -> DexcostConfig:
@@ -577,43 +567,46 @@ def test_https_catalog_is_fetched(tls_server: CatalogServer, buffer_path: Path) 
     assert "remote_news" in _entry_ids()
 
 
-def test_https_catalog_fetched_through_proxy(
-    tls_server: CatalogServer,
-    buffer_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    no_other_hosts: list[str],
-) -> None:
+@pytest.fixture
+def proxied_catalog(
+    tls_server: CatalogServer, monkeypatch: pytest.MonkeyPatch, no_other_hosts: list[str]
+) -> Iterator[Callable[[str], ConnectProxy]]:
+    """Serve a catalog behind a proxy; the function returned sets HTTPS_PROXY's password."""
     tls_server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
     port = int(tls_server.base_url.rsplit(":", 1)[1])
     proxy = ConnectProxy({f"{PROXIED_HOST}:443": port}, authorization="Basic dTpwQHNz")
-    monkeypatch.setenv("HTTPS_PROXY", f"http://u:p%40ss@127.0.0.1:{proxy.port}")
-    try:
-        _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
-    finally:
-        proxy.close()
+
+    def use(password: str) -> ConnectProxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://u:{password}@127.0.0.1:{proxy.port}")
+        return proxy
+
+    yield use
+    proxy.close()
+    assert set(no_other_hosts) <= {"127.0.0.1"}
+
+
+def test_https_catalog_fetched_through_proxy(
+    proxied_catalog: Callable[[str], ConnectProxy], buffer_path: Path
+) -> None:
+    proxy = proxied_catalog("p%40ss")
+
+    _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
 
     assert "remote_news" in _entry_ids()
     assert proxy.requests == [(f"{PROXIED_HOST}:443", "Basic dTpwQHNz", 200)]
-    assert set(no_other_hosts) == {"127.0.0.1"}
 
 
 def test_proxy_refusal_keeps_bundled_catalog(
+    proxied_catalog: Callable[[str], ConnectProxy],
     tls_server: CatalogServer,
     buffer_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    no_other_hosts: list[str],
 ) -> None:
-    tls_server.replies["/catalog.json"] = Reply(body=_json(REMOTE_DOCUMENT))
-    port = int(tls_server.base_url.rsplit(":", 1)[1])
-    proxy = ConnectProxy({f"{PROXIED_HOST}:443": port}, authorization="Basic dTpwQHNz")
-    monkeypatch.setenv("HTTPS_PROXY", f"http://u:wrong-secret@127.0.0.1:{proxy.port}")
+    proxied_catalog("wrong-secret")
     before = loading.active()[0]
-    try:
-        with caplog.at_level(logging.WARNING):
-            _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
-    finally:
-        proxy.close()
+
+    with caplog.at_level(logging.WARNING):
+        _fetched(buffer_path, f"https://{PROXIED_HOST}/catalog.json")
 
     assert loading.active()[0] == before
     assert tls_server.targets == []

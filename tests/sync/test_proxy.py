@@ -8,15 +8,13 @@ up in DNS: every connection dexcost opens must go to the proxy.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.connect_proxy import ConnectProxy, certificate_files
+from tests.connect_proxy import ConnectProxy, certificate_files, resolve_loopback_only
 
 import dexcost
 from dexcost import proxy as proxy_module
@@ -45,18 +43,7 @@ def _no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fail to resolve any host but 127.0.0.1, and record each host resolved."""
-    resolved: list[str] = []
-    resolve = socket.getaddrinfo
-
-    def only_loopback(host: Any, *args: Any, **kwargs: Any) -> Any:
-        resolved.append(str(host))
-        if host != "127.0.0.1":
-            raise socket.gaierror(socket.EAI_NONAME, "only 127.0.0.1 in this test")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", only_loopback)
-    return resolved
+    return resolve_loopback_only(monkeypatch)
 
 
 @pytest.fixture
