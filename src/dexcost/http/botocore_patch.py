@@ -24,7 +24,6 @@ from dexcost.http.capture import (
     decode_json,
     lookup_url,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
 
@@ -43,9 +42,8 @@ class BotocoreCapture(Instrumentor):
 
 def _plan(request_dict: Any) -> Plan | None:
     try:
-        url = request_dict["url"]
-        host = lookup_url(url)
-        return None if host is None else host.plan(request_dict["method"], split_url(url)[1])
+        found = lookup_url(request_dict["url"])
+        return None if found is None else found[0].plan(request_dict["method"], found[1])
     except Exception:
         errors.log_internal_error("matching a botocore call")
         return None

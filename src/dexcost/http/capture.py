@@ -75,23 +75,25 @@ MAX_BODY_BYTES: Final = 1_000_000
 # Hosts (and URL authorities) whose answer is cached. A cache is emptied when it is
 # full, so a process that calls many hosts (a crawler) keeps a bounded memory.
 _CACHE_LIMIT: Final = 4096
+# Paths per host whose answer is cached; paths with ids in them would grow it forever.
+_PATHS_PER_HOST: Final = 1024
 
 # Set while a captured request is being sent, so the client library below the one
 # that captured it (urllib3 under requests or botocore) does not capture it again.
 # Wrappers read it directly: a call to a function around it costs more than the read.
 IN_CAPTURE: ContextVar[bool] = ContextVar("dexcost_http_in_capture", default=False)
 
-# scheme://[userinfo@] then the authority (host[:port]); the path starts where the
-# match ends. One regex match is faster here than urllib.parse or string searches.
-_AUTHORITY: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)")
+# scheme://[userinfo@] then the authority (host[:port]), then the path up to the query
+# or fragment. One regex match is faster here than urllib.parse or string searches.
+_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)([^?#]*)")
 
 
 def split_url(url: str) -> tuple[str | None, str]:
     """Return the host (None for a relative URL) and the path, without query, of ``url``."""
-    found = _AUTHORITY.match(url)
+    found = _URL.match(url)
     if found is None:
         return None, path_only(url)
-    return _host_of(found[1]), _path_after(url, found.end())
+    return _host_of(found[1]), found[2] or "/"
 
 
 def path_only(target: str) -> str:
@@ -112,16 +114,6 @@ def _host_of(authority: str) -> str:
         return authority[1:end] if end != -1 else authority[1:]
     colon = authority.find(":")
     return authority if colon == -1 else authority[:colon]
-
-
-def _path_after(url: str, start: int) -> str:
-    """Return the path of ``url`` from index ``start``, without query and fragment."""
-    end = len(url)
-    for separator in "?#":
-        index = url.find(separator, start, end)
-        if index != -1:
-            end = index
-    return url[start:end] or "/"
 
 
 class _Rule:
@@ -283,19 +275,23 @@ def lookup(host: str | None) -> Host | None:
     return found or None
 
 
-def lookup_url(url: str) -> Host | None:
-    """Return the :class:`Host` of an absolute URL's host if some entry bills it, else None."""
+def lookup_url(url: str) -> tuple[Host, str] | None:
+    """Return the :class:`Host` and the path of an absolute URL whose host some entry
+    bills, else None (the common case). The path has no query string.
+    """
     state = _state
     if state is None:
         return None
-    found = _AUTHORITY.match(url)
+    found = _URL.match(url)
     if found is None:
         return None
     authority = found[1]
     host = state.authorities.get(authority)
     if host is None:
         host = state.learn_authority(authority)
-    return host or None
+    if host is False:
+        return None
+    return host, found[2] or "/"
 
 
 def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan | None:
@@ -311,25 +307,45 @@ def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan |
 
 
 class Host:
-    """A host some entry bills: its routes in matching order, with their entries' rules."""
+    """A host some entry bills: its routes in matching order, with their entries' rules.
 
-    __slots__ = ("name", "routes", "state")
+    The answer for each method and path is cached, so a request that repeats one
+    (the common case: an API has a few endpoints) costs one dict lookup.
+    """
+
+    __slots__ = ("answers", "name", "routes", "state")
 
     def __init__(self, state: _State, host: str, routes: tuple[tuple[Route, _Rule], ...]) -> None:
         self.state = state
         self.name = host.lower()
         self.routes = routes
+        # (method, path) -> the rule of the entry billing it, or False for none.
+        self.answers: dict[tuple[str, str], _Rule | Literal[False]] = {}
 
     def plan(self, method: str, path: str) -> Plan | None:
         """Return the plan of a billed ``method`` ``path`` request, or None.
 
         ``path`` has no query string.
         """
-        method = method.upper()
+        rule = self.answers.get((method, path))
+        if rule is None:
+            rule = self._answer(method, path)
+        if rule is False:
+            return None
+        return _plan(self, rule, method.upper(), path)
+
+    def _answer(self, method: str, path: str) -> _Rule | Literal[False]:
+        upper = method.upper()
+        found: _Rule | Literal[False] = False
         for route, rule in self.routes:
-            if route.accepts(path, method):
-                return _plan(self, rule, method, path)
-        return None
+            if route.accepts(path, upper):
+                found = rule
+                break
+        answers = self.answers
+        if len(answers) >= _PATHS_PER_HOST:
+            answers = self.answers = {}
+        answers[method, path] = found
+        return found
 
 
 def _plan(host: Host, rule: _Rule, method: str, path: str) -> Plan | None:

@@ -29,7 +29,7 @@ class HttpxCapture(Instrumentor):
     """Patch ``Client.send`` and ``AsyncClient.send`` of httpx or httpx2."""
 
     def _patch(self, module: ModuleType) -> None:
-        self._wrap(module.Client, "send", send_wrapper)
+        self._wrap(module.Client, "send", send_wrapper, method=True)
         self._wrap(module.AsyncClient, "send", async_send_wrapper)
 
 

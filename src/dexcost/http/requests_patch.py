@@ -19,7 +19,6 @@ from dexcost.http.capture import (
     decode_json,
     lookup_url,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
 
@@ -32,7 +31,7 @@ class RequestsCapture(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         del module
         sessions = importlib.import_module("requests.sessions")
-        self._wrap(sessions.Session, "send", send_wrapper)
+        self._wrap(sessions.Session, "send", send_wrapper, method=True)
 
 
 def send_wrapper(
@@ -40,18 +39,24 @@ def send_wrapper(
 ) -> Any:
     if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
-    # Inline rather than in a function: an unmatched request costs one regex match on
-    # the URL's start and one dict lookup, and a call more would be a good part of it.
+    found = None
     try:
         request: Any = args[0] if args else kwargs.get("request")
-        url = request.url
-        host = lookup_url(url)
-        matched = None if host is None else host.plan(request.method or "GET", split_url(url)[1])
+        found = lookup_url(request.url)
+        matched = None if found is None else found[0].plan(request.method or "GET", found[1])
     except Exception:
         errors.log_internal_error("matching a requests call")
         matched = None
     if matched is None:
-        return wrapped(*args, **kwargs)
+        if found is None:
+            return wrapped(*args, **kwargs)
+        # Some entry bills this host, but not this request: urllib3 underneath would
+        # only match it again, so it is told the request is taken care of.
+        token = IN_CAPTURE.set(True)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            IN_CAPTURE.reset(token)
     matched.sent = request
     matched.streamed = bool(kwargs.get("stream"))
     return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)

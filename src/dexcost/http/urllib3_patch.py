@@ -24,7 +24,6 @@ from dexcost.http.capture import (
     lookup_url,
     path_only,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
 
@@ -37,7 +36,7 @@ class Urllib3Capture(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         del module
         connectionpool = importlib.import_module("urllib3.connectionpool")
-        self._wrap(connectionpool.HTTPConnectionPool, "urlopen", urlopen_wrapper)
+        self._wrap(connectionpool.HTTPConnectionPool, "urlopen", urlopen_wrapper, method=True)
 
 
 def urlopen_wrapper(
@@ -66,8 +65,8 @@ def _plan(pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan | No
         return None if host is None else host.plan(method, path_only(url))
     # An absolute URL: the request goes through a proxy, and the URL names the
     # real destination.
-    host = lookup_url(url)
-    return None if host is None else host.plan(method, split_url(url)[1])
+    found = lookup_url(url)
+    return None if found is None else found[0].plan(method, found[1])
 
 
 def _record(matched: Plan, response: Any) -> None:
