@@ -558,9 +558,36 @@ def decode_json(body: bytes | str | None) -> Any:
     if body is None or len(body) > MAX_BODY_BYTES or not body:
         return None
     try:
+        if isinstance(body, bytes):
+            # An object or array starts with "{" or "[": such a body has no byte order
+            # mark and no NUL byte in front, so json.loads would read it as UTF-8 too.
+            if body[0] in _OPENING_BYTES and body[1:2] != b"\x00":
+                return _decode_text(body.decode("utf-8", "surrogatepass"))
+        elif body[0] in "{[":
+            return _decode_text(body)
         return json.loads(body)
     except ValueError:
         return None
+
+
+_OPENING_BYTES: Final = frozenset(b"{[")
+# The scanner json.loads uses, which the stubs do not declare on JSONDecoder.
+_scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _decode_text(text: str) -> Any:
+    """Decode JSON text starting with "{" or "[", as ``json.loads`` would, in fewer steps.
+
+    ``json.loads`` calls the same scanner after a few layers of Python that a body
+    starting with "{" or "[" does not need.
+    """
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return None
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return None  # text after the value: not one JSON document
+    return value
 
 
 def guarded(step: str, action: Callable[..., None], *args: Any) -> None:
