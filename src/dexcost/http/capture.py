@@ -332,7 +332,17 @@ class Host:
             rule = self._answer(method, path)
         if rule is False:
             return None
-        return _plan(self, rule, method.upper(), path)
+        current = otel_context.get_current()
+        if (
+            current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+            or (current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) and not _in_client_span(current))
+            or sdk_call_in_progress(current)
+        ):
+            return None
+        runtime = current_runtime()
+        if runtime is None:
+            return None
+        return Plan(runtime, self, rule, method.upper(), path, current)
 
     def _answer(self, method: str, path: str) -> _Rule | Literal[False]:
         upper = method.upper()
@@ -346,21 +356,6 @@ class Host:
             answers = self.answers = {}
         answers[method, path] = found
         return found
-
-
-def _plan(host: Host, rule: _Rule, method: str, path: str) -> Plan | None:
-    """Return the plan of a matched request, unless this context must not record it."""
-    current = otel_context.get_current()
-    if (
-        current.get(_SUPPRESS_INSTRUMENTATION_KEY)
-        or (current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) and not _in_client_span(current))
-        or sdk_call_in_progress(current)
-    ):
-        return None
-    runtime = current_runtime()
-    if runtime is None:
-        return None
-    return Plan(runtime, host, rule, method, path, current)
 
 
 def _in_client_span(current: Context) -> bool:
@@ -446,25 +441,33 @@ class Plan:
     ) -> None:
         """Price and record a request that got a response with ``status``."""
         rule = self.rule
-        if status < FIRST_FAILED_STATUS:
-            if rule.fixed_units is not None:
-                self._emit_fixed(status)
-                return
-        elif not rule.bills_failed:
-            self._emit(Decimal(0), status, str(status))
-            return
+        units: Decimal | None
+        if status >= FIRST_FAILED_STATUS and not rule.bills_failed:
+            units = Decimal(0)
         elif rule.fixed_units is not None:
-            self._emit_fixed(status)
+            # Priced once per entry; only a rate the user stored is looked up.
+            if self.host.state.user_services:
+                cost, source = self._price(rule.fixed_units)
+            else:
+                cost, source = rule.fixed_cost, self.host.state.source
+            error = str(status) if status >= FIRST_FAILED_STATUS else None
+            self._emit(status, rule.fixed_units_attribute, cost, source, error)
             return
-        name = rule.header
-        header = headers.get(name) if name is not None and headers is not None else None
-        units = read_units(
-            rule.units_from,
-            header=header if isinstance(header, str) else None,
-            response_json=response_json,
-            request_json=request_json,
-        )
-        self._emit(units, status, str(status) if status >= FIRST_FAILED_STATUS else None)
+        else:
+            name = rule.header
+            header = headers.get(name) if name is not None and headers is not None else None
+            units = read_units(
+                rule.units_from,
+                header=header if isinstance(header, str) else None,
+                response_json=response_json,
+                request_json=request_json,
+            )
+        error = str(status) if status >= FIRST_FAILED_STATUS else None
+        if units is None:
+            self._emit(status, None, None, None, error)
+        else:
+            cost, source = self._price(units)
+            self._emit(status, units_attribute(units), cost, source, error)
 
     def record_failure(self, exc: BaseException) -> None:
         """Record a request that raised before a response, if the service bills those.
@@ -473,54 +476,31 @@ class Plan:
         the service charged a request that never got an answer is not known.
         """
         if self.rule.bills_failed:
-            self._emit(None, None, type(exc).__qualname__)
+            self._emit(None, None, None, None, type(exc).__qualname__)
 
-    def _emit_fixed(self, status: int) -> None:
-        """Record a billed reply of a fixed-count entry, priced once per entry."""
-        rule = self.rule
-        attributes = self._attributes()
-        attributes[HTTP_STATUS_CODE] = status
-        attributes[UNITS] = rule.fixed_units_attribute
-        if self.host.state.user_services:
-            units = rule.fixed_units
-            assert units is not None
-            cost, source = self._price(units)
-        else:
-            cost, source = rule.fixed_cost, self.host.state.source
-        error = str(status) if status >= FIRST_FAILED_STATUS else None
-        self._send(attributes, cost, source, error)
-
-    def _emit(self, units: Decimal | None, status: int | None, error_type: str | None) -> None:
-        attributes = self._attributes()
-        if status is not None:
-            attributes[HTTP_STATUS_CODE] = status
-        cost: Decimal | None = None
-        source: str | None = None
-        if units is not None:
-            attributes[UNITS] = units_attribute(units)
-            cost, source = self._price(units)
-        self._send(attributes, cost, source, error_type)
-
-    def _attributes(self) -> dict[str, AttributeValue]:
+    def _emit(
+        self,
+        status: int | None,
+        units: int | float | None,
+        cost: Decimal | None,
+        source: str | None,
+        error_type: str | None,
+    ) -> None:
+        """Record the event: ``units`` is the count attribute, None when unknown."""
         entry = self.entry
-        return {
+        attributes: dict[str, AttributeValue] = {
             SERVICE: entry.id,
             UNIT: entry.unit,
             HTTP_REQUEST_METHOD: self.method,
             SERVER_ADDRESS: self.host.name,
             URL_PATH: self.path,
         }
-
-    def _send(
-        self,
-        attributes: dict[str, AttributeValue],
-        cost: Decimal | None,
-        source: str | None,
-        error_type: str | None,
-    ) -> None:
-        runtime = current_runtime() or self.runtime
+        if status is not None:
+            attributes[HTTP_STATUS_CODE] = status
+        if units is not None:
+            attributes[UNITS] = units
         emit_event(
-            runtime,
+            current_runtime() or self.runtime,
             name=self.rule.event_name,
             event_type=EXTERNAL_COST,
             attributes=attributes,
