@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -142,3 +143,28 @@ def test_http_clients_sync_send_are_plain_functions(dx: Any) -> None:
     assert inspect.isfunction(vars(requests.Session)["send"])
     assert inspect.isfunction(vars(httpx.Client)["send"])
     assert inspect.iscoroutinefunction(httpx.AsyncClient.send)
+
+
+def test_method_wrapper_skips_wrapper_while_context_variable_set() -> None:
+    skipping: ContextVar[bool] = ContextVar("skipping", default=False)
+    seen: list[str] = []
+
+    class SkippingCapture(Instrumentor):
+        def _patch(self, module: ModuleType) -> None:
+            self._wrap(Service, "call", _recording(seen, "dexcost"), method=True, unless=skipping)
+
+    capture = SkippingCapture()
+    capture.instrument(inspect.getmodule(Service))  # type: ignore[arg-type]
+    try:
+        token = skipping.set(True)
+        try:
+            skipped = Service().call(2, scale=3)
+        finally:
+            skipping.reset(token)
+        Service().call(1)
+    finally:
+        capture.uninstrument()
+        _restore()
+
+    assert skipped == 6
+    assert seen == ["dexcost"]

@@ -39,7 +39,6 @@ def send_wrapper(
 ) -> Any:
     if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
-    found = None
     try:
         request: Any = args[0] if args else kwargs.get("request")
         found = lookup_url(request.url)
@@ -48,10 +47,8 @@ def send_wrapper(
         errors.log_internal_error("matching a requests call")
         matched = None
     if matched is None:
-        if found is None:
-            return wrapped(*args, **kwargs)
-        # Some entry bills this host, but not this request: urllib3 underneath would
-        # only match it again, so it is told the request is taken care of.
+        # urllib3 underneath would look at the same request again: it is told this
+        # one is taken care of.
         token = IN_CAPTURE.set(True)
         try:
             return wrapped(*args, **kwargs)

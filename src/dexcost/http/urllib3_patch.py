@@ -36,7 +36,13 @@ class Urllib3Capture(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         del module
         connectionpool = importlib.import_module("urllib3.connectionpool")
-        self._wrap(connectionpool.HTTPConnectionPool, "urlopen", urlopen_wrapper, method=True)
+        self._wrap(
+            connectionpool.HTTPConnectionPool,
+            "urlopen",
+            urlopen_wrapper,
+            method=True,
+            unless=IN_CAPTURE,
+        )
 
 
 def urlopen_wrapper(

@@ -17,6 +17,7 @@ import threading
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -187,21 +188,34 @@ class _Gate:
         return wrapped(*args, **kwargs)
 
 
-def _gated_function(original: types.FunctionType, gate: _Gate) -> Callable[..., Any]:
+def _gated_function(
+    original: types.FunctionType, gate: _Gate, unless: ContextVar[bool] | None
+) -> Callable[..., Any]:
     """Return a plain function that runs ``gate`` around ``original``, a method.
 
     It does what a wrapt wrapper with ``gate`` does for an instance method, for less:
     no proxy is bound on every attribute access, and no call goes through the gate
     object. Like a wrapt proxy it shows the original's name, docstring and attributes,
     and ``__wrapped__`` leads to the original. ``_self_wrapper`` is the gate, under the
-    name wrapt uses, so :func:`find_gate` finds it the same way.
+    name wrapt uses, so :func:`find_gate` finds it the same way. While ``unless`` is
+    set, calls go straight to the original.
     """
     bind = types.MethodType
 
-    def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if gate.active:
-            return gate.wrapper(bind(original, self), self, args, kwargs)
-        return original(self, *args, **kwargs)
+    if unless is None:
+
+        def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if gate.active:
+                return gate.wrapper(bind(original, self), self, args, kwargs)
+            return original(self, *args, **kwargs)
+
+    else:
+        skip = unless.get
+
+        def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if gate.active and not skip():
+                return gate.wrapper(bind(original, self), self, args, kwargs)
+            return original(self, *args, **kwargs)
 
     functools.update_wrapper(gated, original)
     gated._self_wrapper = gate  # type: ignore[attr-defined]
@@ -291,13 +305,21 @@ class Instrumentor(ABC):
     def _patch(self, module: ModuleType) -> None: ...
 
     def _wrap(
-        self, owner: Any, name: str, wrapper: Callable[..., Any], *, method: bool = False
+        self,
+        owner: Any,
+        name: str,
+        wrapper: Callable[..., Any],
+        *,
+        method: bool = False,
+        unless: ContextVar[bool] | None = None,
     ) -> bool:
         """Wrap ``owner.name`` (a class or module attribute) with a wrapt function wrapper.
 
         With ``method=True``, an instance method (a plain function defined in a class)
         is wrapped with a plain function instead, which costs less per call; a
-        coroutine function or anything else still gets a wrapt wrapper.
+        coroutine function or anything else still gets a wrapt wrapper. That plain
+        function skips ``wrapper`` while the context variable ``unless`` is set, so
+        ``wrapper`` must pass such calls through unchanged too.
 
         Only attributes ``owner`` defines itself: a subclass that inherits a method is
         covered by the patch on its base, and patching both would record twice. A
@@ -322,7 +344,7 @@ class Instrumentor(ABC):
         holder = _innermost_wrapper(original, wrapt.FunctionWrapper)
         if holder is None:
             if method and _can_gate_as_function(original):
-                setattr(owner, name, _gated_function(original, gate))
+                setattr(owner, name, _gated_function(original, gate, unless))
             else:
                 wrapt.wrap_function_wrapper(owner, name, gate)
             self._wrapped.append((owner, name, original, gate, None))
@@ -332,7 +354,7 @@ class Instrumentor(ABC):
         # library's proxy of it) and both wrappers keep working.
         inner = holder.__wrapped__
         if method and _can_gate_as_function(inner):
-            holder.__wrapped__ = _gated_function(inner, gate)
+            holder.__wrapped__ = _gated_function(inner, gate, unless)
         else:
             holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
         self._wrapped.append((owner, name, inner, gate, holder))
