@@ -73,6 +73,10 @@ def async_send_wrapper(
 
 def _record(matched: Plan, response: Any) -> None:
     status = response.status_code
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     # send() reads the body unless asked to stream it; a streamed body is the
     # caller's to read, so it is never touched here.

@@ -61,6 +61,10 @@ def send_wrapper(
 
 def _record(matched: Plan, response: Any) -> None:
     status = response.status_code
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     # A streamed body belongs to the caller, who may read it only once. Any other
     # body was read by send() and is cached, so reading .content costs nothing.

@@ -77,6 +77,10 @@ def _plan(pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan | No
 
 def _record(matched: Plan, response: Any) -> None:
     status = response.status
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     if matched.wants_response_body(status):
         # Only a preloaded body is read (preload_content=True, the default); reading
