@@ -37,7 +37,7 @@ def _only(*entry_ids: str) -> Catalog:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_host_cached_as_unbilled_is_priced_after_use_catalog(
+def test_unbilled_host_priced_after_new_catalog(
     dx: Any, api: FakePaidAPI, costs: Rows, client: str
 ) -> None:
     http_capture.use_catalog(_only())
@@ -52,7 +52,7 @@ def test_host_cached_as_unbilled_is_priced_after_use_catalog(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_path_cached_as_unbilled_is_priced_after_use_catalog(
+def test_unbilled_path_priced_after_new_catalog(
     dx: Any, api: FakePaidAPI, costs: Rows, client: str
 ) -> None:
     http_capture.use_catalog(_only("fake_fixed"))
@@ -66,7 +66,7 @@ def test_path_cached_as_unbilled_is_priced_after_use_catalog(
     assert Decimal(event["cost_usd"]) == JSON_COST
 
 
-def test_cached_answer_repeats_for_each_request(dx: Any, api: FakePaidAPI, costs: Rows) -> None:
+def test_cached_answers_repeat_per_request(dx: Any, api: FakePaidAPI, costs: Rows) -> None:
     for _ in range(3):
         send("requests", "GET", api.base_url + "/fixed/search")
         send("requests", "GET", api.base_url + "/free/weather")
@@ -74,7 +74,7 @@ def test_cached_answer_repeats_for_each_request(dx: Any, api: FakePaidAPI, costs
     assert [Decimal(row["cost_usd"]) for row in costs()] == [FIXED_COST] * 3
 
 
-def test_remote_refresh_prices_host_cached_as_unbilled(
+def test_remote_refresh_prices_unbilled_host(
     tmp_path: Path,
     buffer_path: Path,
     api: FakePaidAPI,
@@ -119,7 +119,7 @@ def _mock_get(url: str) -> None:
         client.get(url)
 
 
-def test_rate_stored_for_host_cached_as_unbilled_prices_it_after_init(
+def test_stored_host_rate_prices_unbilled_host(
     tmp_path: Path, buffer_path: Path, test_catalog: None, costs: Rows
 ) -> None:
     dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
@@ -190,5 +190,5 @@ def test_decode_json_agrees_with_json_loads(body: bytes | str) -> None:
     [b'{"a": 1} trailing', b'{"a": ', b"[1", "{oops}", b'{"a": "\xff"}', b"{\x00", b""],
     ids=repr,
 )
-def test_decode_json_of_text_that_is_not_json_is_none(body: bytes | str) -> None:
+def test_decode_json_invalid_is_none(body: bytes | str) -> None:
     assert capture.decode_json(body) is None

@@ -57,7 +57,7 @@ def _restore() -> None:
     Service.call_async = ORIGINAL_CALL_ASYNC  # type: ignore[method-assign]
 
 
-def test_method_wrapper_is_plain_function_showing_original() -> None:
+def test_method_wrapper_shows_original() -> None:
     capture = ServiceCapture([])
     capture.instrument(inspect.getmodule(Service))  # type: ignore[arg-type]
     try:
@@ -71,7 +71,7 @@ def test_method_wrapper_is_plain_function_showing_original() -> None:
         _restore()
 
 
-def test_method_wrapper_passes_arguments_and_result() -> None:
+def test_method_wrapper_passes_arguments() -> None:
     seen: list[str] = []
     capture = ServiceCapture(seen)
     capture.instrument(inspect.getmodule(Service))  # type: ignore[arg-type]
@@ -104,7 +104,7 @@ def test_coroutine_method_keeps_wrapt_proxy() -> None:
         _restore()
 
 
-def test_method_wrapper_under_later_wrapper_turns_off_and_on() -> None:
+def test_method_wrapper_reenabled_under_later_wrapper() -> None:
     seen: list[str] = []
     capture = ServiceCapture(seen)
     capture.instrument(inspect.getmodule(Service))  # type: ignore[arg-type]
@@ -145,7 +145,7 @@ def test_http_clients_sync_send_are_plain_functions(dx: Any) -> None:
     assert inspect.iscoroutinefunction(httpx.AsyncClient.send)
 
 
-def test_method_wrapper_skips_wrapper_while_context_variable_set() -> None:
+def test_method_wrapper_skips_while_marked() -> None:
     skipping: ContextVar[bool] = ContextVar("skipping", default=False)
     seen: list[str] = []
 

@@ -276,8 +276,9 @@ def lookup(host: str | None) -> Host | None:
 
 
 def lookup_url(url: str) -> tuple[Host, str] | None:
-    """Return the :class:`Host` and the path of an absolute URL whose host some entry
-    bills, else None (the common case). The path has no query string.
+    """Return the :class:`Host` and path of an absolute URL to a billed host, else None.
+
+    None is the common case. The path has no query string.
     """
     state = _state
     if state is None:
@@ -445,7 +446,7 @@ class Plan:
         if status >= FIRST_FAILED_STATUS and not rule.bills_failed:
             units = Decimal(0)
         elif rule.fixed_units is not None:
-            # Priced once per entry; only a rate the user stored is looked up.
+            # Priced once per entry, so only a rate the user stored is looked up.
             if self.host.state.user_services:
                 cost, source = self._price(rule.fixed_units)
             else:
@@ -566,7 +567,7 @@ def _decode_text(text: str) -> Any:
     except StopIteration:
         return None
     if end != len(text) and text[end:].strip(" \t\n\r"):
-        return None  # text after the value: not one JSON document
+        return None  # Text follows the value, so this is not one JSON document.
     return value
 
 

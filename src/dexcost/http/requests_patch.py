@@ -47,8 +47,8 @@ def send_wrapper(
         errors.log_internal_error("matching a requests call")
         matched = None
     if matched is None:
-        # urllib3 underneath would look at the same request again: it is told this
-        # one is taken care of.
+        # urllib3 underneath would match the same request again, so the request is
+        # marked as handled.
         token = IN_CAPTURE.set(True)
         try:
             return wrapped(*args, **kwargs)
