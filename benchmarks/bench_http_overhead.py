@@ -26,6 +26,7 @@ all there is to measure.
 
     python benchmarks/bench_http_overhead.py                        # about a minute
     python benchmarks/bench_http_overhead.py --calls 10 --pairs 20  # quick look
+    python benchmarks/bench_http_overhead.py --clients requests --workloads unmatched
 """
 
 from __future__ import annotations
@@ -223,6 +224,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=25, help="requests per block")
     parser.add_argument("--pairs", type=int, default=120, help="bare/dexcost block pairs")
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        metavar="CLIENT",
+        help="only these: requests httpx urllib3 httpx-mock-transport",
+    )
+    parser.add_argument(
+        "--workloads", nargs="+", metavar="WORKLOAD", help="only these (unmatched, fixed, json)"
+    )
     options = parser.parse_args()
 
     receive, send_port = multiprocessing.Pipe(duplex=False)
@@ -248,7 +258,11 @@ def main() -> int:
     failed = False
     try:
         for client, send in _senders(base_url).items():
+            if options.clients and client.replace(" ", "-") not in options.clients:
+                continue
             for workload, path in WORKLOADS.items():
+                if options.workloads and workload.split()[-1] not in options.workloads:
+                    continue
                 bare, instrumented, pair_added = _measure(send, path, options.calls, options.pairs)
                 median = statistics.median
                 added_wall = median(pair_added)

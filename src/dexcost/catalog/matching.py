@@ -22,21 +22,23 @@ from dexcost.catalog.schema import CatalogEntry
 _CACHE_LIMIT: Final = 4096
 
 
-class _Route:
+class Route:
     """One entry's path and method filter; the path regex is compiled on first use."""
 
-    __slots__ = ("_lock", "_path_match", "entry", "methods")
+    __slots__ = ("_lock", "_path_match", "entry", "methods", "paths")
 
     def __init__(self, entry: CatalogEntry) -> None:
         self.entry = entry
         self.methods = entry.methods
+        self.paths = entry.paths
         self._path_match: Callable[[str], object] | None = None
         self._lock = threading.Lock()
 
     def accepts(self, path: str, method: str) -> bool:
+        """Tell whether this entry bills ``method`` ``path`` (no query, method upper case)."""
         if self.methods is not None and method not in self.methods:
             return False
-        paths = self.entry.paths
+        paths = self.paths
         if paths is None:
             return True
         path_match = self._path_match
@@ -60,10 +62,10 @@ class Matcher:
     """
 
     def __init__(self, entries: Iterable[CatalogEntry]) -> None:
-        exact: dict[str, list[_Route]] = {}
-        wildcard: dict[str, list[_Route]] = {}
+        exact: dict[str, list[Route]] = {}
+        wildcard: dict[str, list[Route]] = {}
         for entry in entries:
-            route = _Route(entry)
+            route = Route(entry)
             for host in entry.hosts:
                 if host.startswith("*."):
                     wildcard.setdefault(host[2:], []).append(route)
@@ -71,14 +73,18 @@ class Matcher:
                     exact.setdefault(host, []).append(route)
         self._exact = exact
         self._wildcard = wildcard
-        self._cache: dict[str, tuple[_Route, ...]] = {}
+        self._cache: dict[str, tuple[Route, ...]] = {}
 
     def has_host(self, host: str) -> bool:
         """Tell whether any entry bills requests to ``host``, whatever their path."""
+        return bool(self.routes(host))
+
+    def routes(self, host: str) -> tuple[Route, ...]:
+        """Return the routes of the entries billing ``host``, in matching order."""
         routes = self._cache.get(host)
         if routes is None:
             routes = self._routes(host)
-        return bool(routes)
+        return routes
 
     def match(self, host: str, path: str, method: str) -> CatalogEntry | None:
         """Return the entry billing ``method`` ``path`` on ``host``, or None.
@@ -93,7 +99,7 @@ class Matcher:
                 return route.entry
         return None
 
-    def _routes(self, host: str) -> tuple[_Route, ...]:
+    def _routes(self, host: str) -> tuple[Route, ...]:
         name = host.lower().rstrip(".")
         found = list(self._exact.get(name, ()))
         if self._wildcard:

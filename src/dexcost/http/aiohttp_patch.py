@@ -17,19 +17,21 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from dexcost import errors
 from dexcost.http.capture import (
+    IN_CAPTURE,
     Plan,
     decode_json,
     guarded,
-    in_capture,
-    plan,
+    lookup,
     send_captured_async,
     split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
+
+_STEPS: Final = ("recording an aiohttp call", "recording a failed aiohttp call")
 
 
 class AiohttpCapture(Instrumentor):
@@ -86,12 +88,14 @@ def _plan(session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan |
         if not isinstance(method, str):
             return None
         if isinstance(url, str):
-            host, path = split_url(url)
-            if host is not None:
-                return plan(method, host, path)
+            name, path = split_url(url)
+            if name is not None:
+                host = lookup(name)
+                return None if host is None else host.plan(method, path)
         # A yarl URL, or a path relative to the session's base_url.
         full = session._build_url(url)
-        return plan(method, full.host, lambda: full.path)
+        host = lookup(full.host)
+        return None if host is None else host.plan(method, full.path)
     except Exception:
         errors.log_internal_error("matching an aiohttp call")
         return None
@@ -100,19 +104,14 @@ def _plan(session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan |
 def request_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
     matched = _plan(instance, args, kwargs)
     if matched is None:
         return wrapped(*args, **kwargs)
+    matched.sent = kwargs
     return send_captured_async(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda response: _record(matched, response, kwargs),
-        record_failure=lambda exc: _record_error(matched, exc),
-        step="recording an aiohttp call",
-        failed_step="recording a failed aiohttp call",
+        wrapped, args, kwargs, matched, _record, _STEPS, record_failure=_record_error
     )
 
 
@@ -134,9 +133,9 @@ def _request_json(kwargs: dict[str, Any]) -> Any:
     return decode_json(data) if isinstance(data, (bytes, str)) else None
 
 
-def _record(matched: Plan, response: Any, kwargs: dict[str, Any]) -> None:
+def _record(matched: Plan, response: Any) -> None:
     status = response.status
-    request_json = _request_json(kwargs) if matched.wants_request_body() else None
+    request_json = _request_json(matched.sent) if matched.wants_request_body() else None
     if not matched.wants_response_body(status):
         matched.record_response(status, headers=response.headers, request_json=request_json)
         return

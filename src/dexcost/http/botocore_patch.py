@@ -19,18 +19,16 @@ from typing import Any, Final
 
 from dexcost import errors
 from dexcost.http.capture import (
+    IN_CAPTURE,
     Plan,
     decode_json,
-    enter,
-    in_capture,
-    leave,
-    plan,
+    lookup_url,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
 
 _SKIPPED_SERVICES: Final = frozenset({"bedrock-runtime"})
+_STEPS: Final = ("recording a botocore call", "recording a failed botocore call")
 
 
 class BotocoreCapture(Instrumentor):
@@ -44,8 +42,8 @@ class BotocoreCapture(Instrumentor):
 
 def _plan(request_dict: Any) -> Plan | None:
     try:
-        host, path = split_url(request_dict["url"])
-        return plan(request_dict["method"], host, path)
+        found = lookup_url(request_dict["url"])
+        return None if found is None else found[0].plan(request_dict["method"], found[1])
     except Exception:
         errors.log_internal_error("matching a botocore call")
         return None
@@ -62,36 +60,29 @@ def _skipped(client: Any) -> bool:
 def make_request_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
     if _skipped(instance):
         # Marked as captured so urllib3 underneath does not price it either.
-        token = enter()
+        token = IN_CAPTURE.set(True)
         try:
             return wrapped(*args, **kwargs)
         finally:
-            leave(token)
+            IN_CAPTURE.reset(token)
     request_dict = args[1] if len(args) > 1 else kwargs.get("request_dict")
     matched = _plan(request_dict)
     if matched is None:
         return wrapped(*args, **kwargs)
-    return send_captured(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda result: _record(matched, request_dict, result),
-        record_failure=matched.record_failure,
-        step="recording a botocore call",
-        failed_step="recording a failed botocore call",
-    )
+    matched.sent = request_dict
+    return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)
 
 
-def _record(matched: Plan, request_dict: Any, result: Any) -> None:
+def _record(matched: Plan, result: Any) -> None:
     http, parsed = result
     status = http.status_code
     request_json = None
     if matched.wants_request_body():
-        body = request_dict.get("body")
+        body = matched.sent.get("body")
         request_json = decode_json(body) if isinstance(body, (bytes, str)) else None
     matched.record_response(
         status,

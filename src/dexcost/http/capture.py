@@ -1,24 +1,27 @@
 """The part of HTTP capture every client library shares: match, plan, price, record.
 
-A client wrapper calls :func:`plan` to learn whether a catalog entry (or a user rate
-for its host) bills a request. For most requests it returns None after one cached
-dict lookup, and the wrapper then only passes the call through. A matched request
-gets a :class:`Plan`, made on the caller's thread so it contains the attribution and
-task in effect there. The wrapper sends the request outside any guard and hands the
-outcome to :meth:`Plan.record_response` or :meth:`Plan.record_failure`.
+A client wrapper calls :func:`lookup` (or :func:`lookup_url`) with the request's host.
+For most requests it returns None after one dict lookup, and the wrapper then only
+passes the call through. For a host the catalog knows, :meth:`Host.plan` matches the
+path and returns a :class:`Plan` for a billed request, made on the caller's thread so
+it contains the attribution and task in effect there. The wrapper sends the request
+with :func:`send_captured`, outside any guard, which hands the outcome to the
+client's record function or to :meth:`Plan.record_failure`.
+
+The answer for each host, and what pricing needs from each entry, are computed once
+per configuration: a new catalog or new user rates replace the whole state, caches
+included, in one assignment.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import (
@@ -27,19 +30,15 @@ from opentelemetry.context import (
 )
 from opentelemetry.trace import SpanKind, get_current_span
 
-from dexcost import errors, semconv
+from dexcost import errors
 from dexcost.attribution import current_attribution
-from dexcost.catalog.matching import Matcher
-from dexcost.catalog.pricing import (
-    cost_of,
-    is_billed,
-    needs_request_body,
-    needs_response_body,
-    read_units,
-)
+from dexcost.catalog.matching import Matcher, Route
+from dexcost.catalog.pricing import FIRST_FAILED_STATUS, cost_of, read_units
 from dexcost.catalog.schema import (
     FIXED,
+    REQUEST_JSON_COUNT,
     RESPONSE_HEADER,
+    RESPONSE_JSON,
     Catalog,
     CatalogEntry,
     UnitsFrom,
@@ -48,29 +47,45 @@ from dexcost.events import EXTERNAL, AttributeValue, emit_event
 from dexcost.llm import sdk_call_in_progress
 from dexcost.rates import registry as rates_registry
 from dexcost.runtime import current_runtime
+from dexcost.semconv import (
+    EXTERNAL_COST,
+    HTTP_REQUEST_METHOD,
+    HTTP_STATUS_CODE,
+    PRICED,
+    SERVER_ADDRESS,
+    SERVICE,
+    UNIT,
+    UNITS,
+    URL_PATH,
+    USAGE_UNKNOWN,
+)
 from dexcost.tasks import resolve_task
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
+    from dexcost.attribution import DexcostContext
     from dexcost.runtime import Runtime
     from dexcost.tasks import TrackedTask
-
-logger = logging.getLogger(__name__)
 
 # Bodies larger than this are not parsed for a unit count (usage_unknown instead):
 # parsing them would cost the application more time than the event is worth.
 MAX_BODY_BYTES: Final = 1_000_000
 
+# Hosts (and URL authorities) whose answer is cached. A cache is emptied when it is
+# full, so a process that calls many hosts (a crawler) keeps a bounded memory.
+_CACHE_LIMIT: Final = 4096
+# Paths per host whose answer is cached; paths with ids in them would grow it forever.
+_PATHS_PER_HOST: Final = 1024
+
 # Set while a captured request is being sent, so the client library below the one
 # that captured it (urllib3 under requests or botocore) does not capture it again.
-_IN_CAPTURE: ContextVar[bool] = ContextVar("dexcost_http_in_capture", default=False)
+# Wrappers read it directly: a call to a function around it costs more than the read.
+IN_CAPTURE: ContextVar[bool] = ContextVar("dexcost_http_in_capture", default=False)
 
-# scheme://[userinfo@]host[:port] then the path up to the query or fragment. One
-# regex match is faster here than urllib.parse or a chain of string searches.
-_URL: Final = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^\]]*\]|[^:/?#]*)[^/?#]*([^?#]*)"
-)
+# scheme://[userinfo@] then the authority (host[:port]), then the path up to the query
+# or fragment. One regex match is faster here than urllib.parse or string searches.
+_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)([^?#]*)")
 
 
 def split_url(url: str) -> tuple[str | None, str]:
@@ -78,10 +93,7 @@ def split_url(url: str) -> tuple[str | None, str]:
     found = _URL.match(url)
     if found is None:
         return None, path_only(url)
-    host = found[1]
-    if host.startswith("["):
-        host = host[1:-1]
-    return host, found[2] or "/"
+    return _host_of(found[1]), found[2] or "/"
 
 
 def path_only(target: str) -> str:
@@ -95,13 +107,94 @@ def path_only(target: str) -> str:
     return target
 
 
-@dataclass(frozen=True, slots=True)
+def _host_of(authority: str) -> str:
+    """Return the host of ``host[:port]`` or ``[v6 address][:port]``, without brackets."""
+    if authority.startswith("["):
+        end = authority.find("]")
+        return authority[1:end] if end != -1 else authority[1:]
+    colon = authority.find(":")
+    return authority if colon == -1 else authority[:colon]
+
+
+class _Rule:
+    """What recording a request of one entry needs, computed once per entry."""
+
+    __slots__ = (
+        "bills_failed",
+        "entry",
+        "event_name",
+        "fixed_cost",
+        "fixed_units",
+        "fixed_units_attribute",
+        "header",
+        "reads_request",
+        "reads_response",
+        "units_from",
+    )
+
+    def __init__(self, entry: CatalogEntry) -> None:
+        units_from = entry.units_from
+        self.entry = entry
+        self.units_from = units_from
+        self.bills_failed = entry.bills_failed_requests
+        self.event_name = f"external_cost {entry.id}"
+        self.reads_response = units_from.kind == RESPONSE_JSON
+        self.reads_request = units_from.kind == REQUEST_JSON_COUNT
+        self.header = units_from.name if units_from.kind == RESPONSE_HEADER else None
+        self.fixed_units: Decimal | None = None
+        self.fixed_units_attribute: int | float = 0
+        self.fixed_cost = Decimal(0)
+        if units_from.kind == FIXED:
+            units = Decimal(units_from.units)
+            self.fixed_units = units
+            self.fixed_units_attribute = units_attribute(units)
+            self.fixed_cost = cost_of(entry, units)
+
+
 class _State:
-    matcher: Matcher
-    # dexcost.pricing.source of a cost priced from the catalog.
-    source: str
-    # Services the user stored a rate for; they win over the catalog's price.
-    user_services: frozenset[str]
+    """One configuration: the matcher, the pricing source and what was learnt from them."""
+
+    __slots__ = ("authorities", "hosts", "matcher", "rules", "source", "user_services")
+
+    def __init__(self, matcher: Matcher, source: str, user_services: frozenset[str]) -> None:
+        self.matcher = matcher
+        # dexcost.pricing.source of a cost priced from the catalog.
+        self.source = source
+        # Services the user stored a rate for; they win over the catalog's price.
+        self.user_services = user_services
+        # Host or URL authority -> its Host, or False when no entry bills it.
+        self.hosts: dict[str, Host | Literal[False]] = {}
+        self.authorities: dict[str, Host | Literal[False]] = {}
+        self.rules: dict[int, _Rule] = {}
+
+    def learn_host(self, host: str) -> Host | Literal[False]:
+        routes = self.matcher.routes(host)
+        found: Host | Literal[False] = False
+        if routes:
+            found = Host(self, host, tuple((route, self._rule(route.entry)) for route in routes))
+        hosts = self.hosts
+        if len(hosts) >= _CACHE_LIMIT:
+            hosts = self.hosts = {}
+        hosts[host] = found
+        return found
+
+    def learn_authority(self, authority: str) -> Host | Literal[False]:
+        host = _host_of(authority)
+        found = self.hosts.get(host)
+        if found is None:
+            found = self.learn_host(host)
+        authorities = self.authorities
+        if len(authorities) >= _CACHE_LIMIT:
+            authorities = self.authorities = {}
+        authorities[authority] = found
+        return found
+
+    def _rule(self, entry: CatalogEntry) -> _Rule:
+        # Keyed by identity: the matcher holds every entry as long as this state lives.
+        rule = self.rules.get(id(entry))
+        if rule is None:
+            rule = self.rules[id(entry)] = _Rule(entry)
+        return rule
 
 
 _state: _State | None = None
@@ -159,16 +252,47 @@ def _user_host_entry(host: str) -> CatalogEntry:
 
 def in_capture() -> bool:
     """Tell whether a request is already being captured further up this call."""
-    return _IN_CAPTURE.get()
+    return IN_CAPTURE.get()
 
 
 def enter() -> Any:
     """Mark the current context as sending a captured request; returns the reset token."""
-    return _IN_CAPTURE.set(True)
+    return IN_CAPTURE.set(True)
 
 
 def leave(token: Any) -> None:
-    _IN_CAPTURE.reset(token)
+    IN_CAPTURE.reset(token)
+
+
+def lookup(host: str | None) -> Host | None:
+    """Return the :class:`Host` of a host some entry bills, else None (the common case)."""
+    state = _state
+    if state is None or host is None:
+        return None
+    found = state.hosts.get(host)
+    if found is None:
+        found = state.learn_host(host)
+    return found or None
+
+
+def lookup_url(url: str) -> tuple[Host, str] | None:
+    """Return the :class:`Host` and path of an absolute URL to a billed host, else None.
+
+    None is the common case. The path has no query string.
+    """
+    state = _state
+    if state is None:
+        return None
+    found = _URL.match(url)
+    if found is None:
+        return None
+    authority = found[1]
+    host = state.authorities.get(authority)
+    if host is None:
+        host = state.learn_authority(authority)
+    if host is False:
+        return None
+    return host, found[2] or "/"
 
 
 def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan | None:
@@ -177,25 +301,62 @@ def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan |
     ``path`` may be a function, called only for a host the catalog knows, so an
     unmatched request never pays for parsing its path.
     """
-    state = _state
-    if state is None or host is None or not state.matcher.has_host(host):
+    found = lookup(host)
+    if found is None:
         return None
-    if not isinstance(path, str):
-        path = path()
-    entry = state.matcher.match(host, path, method.upper())
-    if entry is None:
-        return None
-    current = otel_context.get_current()
-    if (
-        current.get(_SUPPRESS_INSTRUMENTATION_KEY)
-        or (current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) and not _in_client_span(current))
-        or sdk_call_in_progress(current)
-    ):
-        return None
-    runtime = current_runtime()
-    if runtime is None:
-        return None
-    return Plan(runtime, state, entry, method.upper(), host.lower(), path, current)
+    return found.plan(method, path if isinstance(path, str) else path())
+
+
+class Host:
+    """A host some entry bills: its routes in matching order, with their entries' rules.
+
+    The answer for each method and path is cached, so a request that repeats one
+    (the common case: an API has a few endpoints) costs one dict lookup.
+    """
+
+    __slots__ = ("answers", "name", "routes", "state")
+
+    def __init__(self, state: _State, host: str, routes: tuple[tuple[Route, _Rule], ...]) -> None:
+        self.state = state
+        self.name = host.lower()
+        self.routes = routes
+        # (method, path) -> the rule of the entry billing it, or False for none.
+        self.answers: dict[tuple[str, str], _Rule | Literal[False]] = {}
+
+    def plan(self, method: str, path: str) -> Plan | None:
+        """Return the plan of a billed ``method`` ``path`` request, or None.
+
+        ``path`` has no query string.
+        """
+        rule = self.answers.get((method, path))
+        if rule is None:
+            rule = self._answer(method, path)
+        if rule is False:
+            return None
+        current = otel_context.get_current()
+        if (
+            current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+            or (current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY) and not _in_client_span(current))
+            or sdk_call_in_progress(current)
+        ):
+            return None
+        runtime = current_runtime()
+        if runtime is None:
+            return None
+        return Plan(runtime, self, rule, method.upper(), path, current)
+
+    def _answer(self, method: str, path: str) -> _Rule | Literal[False]:
+        upper = method.upper()
+        found: _Rule | Literal[False] = False
+        for route, rule in self.routes:
+            if route.accepts(path, upper):
+                found = rule
+                break
+        answers = self.answers
+        if len(answers) >= _PATHS_PER_HOST:
+            answers = self.answers = {}
+        answers[method, path] = found
+        return found
 
 
 def _in_client_span(current: Context) -> bool:
@@ -211,7 +372,11 @@ def _in_client_span(current: Context) -> bool:
 
 
 class Plan:
-    """A matched request in flight; records at most one ``external_cost`` event."""
+    """A matched request in flight; records at most one ``external_cost`` event.
+
+    ``sent`` and ``streamed`` are set by the client wrapper for its record function:
+    what it sent (the request, or its body) and whether the caller streams the reply.
+    """
 
     __slots__ = (
         "attribution",
@@ -220,47 +385,52 @@ class Plan:
         "method",
         "parent",
         "path",
+        "rule",
         "runtime",
+        "sent",
         "start_ns",
-        "state",
+        "streamed",
         "task",
     )
 
     def __init__(
         self,
         runtime: Runtime,
-        state: _State,
-        entry: CatalogEntry,
+        host: Host,
+        rule: _Rule,
         method: str,
-        host: str,
         path: str,
         current: Context,
     ) -> None:
         self.start_ns = time.time_ns()
         self.runtime = runtime
-        self.state = state
-        self.entry = entry
-        self.method = method
         self.host = host
+        self.rule = rule
+        self.entry = rule.entry
+        self.method = method
         self.path = path
-        self.attribution = current_attribution(current)
-        self.task: TrackedTask = resolve_task(runtime, current, self.attribution)
-        self.parent = self.task.event_parent(current)
+        self.sent: Any = None
+        self.streamed = False
+        attribution = current_attribution(current)
+        self.attribution: DexcostContext = attribution
+        task = resolve_task(runtime, current, attribution)
+        self.task: TrackedTask = task
+        self.parent = task.event_parent(current)
 
     @property
     def units_from(self) -> UnitsFrom:
-        return self.entry.units_from
+        return self.rule.units_from
 
     def wants_response_body(self, status: int) -> bool:
         """Tell whether the unit count needs the response body of a ``status`` reply."""
-        return needs_response_body(self.entry.units_from) and is_billed(self.entry, status)
+        rule = self.rule
+        return rule.reads_response and (status < FIRST_FAILED_STATUS or rule.bills_failed)
 
     def wants_request_body(self) -> bool:
-        return needs_request_body(self.entry.units_from)
+        return self.rule.reads_request
 
     def header_name(self) -> str | None:
-        units_from = self.entry.units_from
-        return units_from.name if units_from.kind == RESPONSE_HEADER else None
+        return self.rule.header
 
     def record_response(
         self,
@@ -271,21 +441,34 @@ class Plan:
         request_json: Any = None,
     ) -> None:
         """Price and record a request that got a response with ``status``."""
-        entry = self.entry
+        rule = self.rule
         units: Decimal | None
-        if not is_billed(entry, status):
+        if status >= FIRST_FAILED_STATUS and not rule.bills_failed:
             units = Decimal(0)
+        elif rule.fixed_units is not None:
+            # Priced once per entry, so only a rate the user stored is looked up.
+            if self.host.state.user_services:
+                cost, source = self._price(rule.fixed_units)
+            else:
+                cost, source = rule.fixed_cost, self.host.state.source
+            error = str(status) if status >= FIRST_FAILED_STATUS else None
+            self._emit(status, rule.fixed_units_attribute, cost, source, error)
+            return
         else:
-            name = self.header_name()
+            name = rule.header
             header = headers.get(name) if name is not None and headers is not None else None
             units = read_units(
-                entry.units_from,
+                rule.units_from,
                 header=header if isinstance(header, str) else None,
                 response_json=response_json,
                 request_json=request_json,
             )
-        error = str(status) if status >= 400 else None
-        self._emit(units, status, error)
+        error = str(status) if status >= FIRST_FAILED_STATUS else None
+        if units is None:
+            self._emit(status, None, None, None, error)
+        else:
+            cost, source = self._price(units)
+            self._emit(status, units_attribute(units), cost, source, error)
 
     def record_failure(self, exc: BaseException) -> None:
         """Record a request that raised before a response, if the service bills those.
@@ -293,36 +476,39 @@ class Plan:
         Without a response the units are unknown, even for a fixed count: whether
         the service charged a request that never got an answer is not known.
         """
-        if self.entry.bills_failed_requests:
-            self._emit(None, None, type(exc).__qualname__)
+        if self.rule.bills_failed:
+            self._emit(None, None, None, None, type(exc).__qualname__)
 
-    def _emit(self, units: Decimal | None, status: int | None, error_type: str | None) -> None:
+    def _emit(
+        self,
+        status: int | None,
+        units: int | float | None,
+        cost: Decimal | None,
+        source: str | None,
+        error_type: str | None,
+    ) -> None:
+        """Record the event: ``units`` is the count attribute, None when unknown."""
         entry = self.entry
         attributes: dict[str, AttributeValue] = {
-            semconv.SERVICE: entry.id,
-            semconv.UNIT: entry.unit,
-            semconv.HTTP_REQUEST_METHOD: self.method,
-            semconv.SERVER_ADDRESS: self.host,
-            semconv.URL_PATH: self.path,
+            SERVICE: entry.id,
+            UNIT: entry.unit,
+            HTTP_REQUEST_METHOD: self.method,
+            SERVER_ADDRESS: self.host.name,
+            URL_PATH: self.path,
         }
         if status is not None:
-            attributes[semconv.HTTP_STATUS_CODE] = status
-        cost: Decimal | None = None
-        source: str | None = None
+            attributes[HTTP_STATUS_CODE] = status
         if units is not None:
-            whole = units == units.to_integral_value()
-            attributes[semconv.UNITS] = int(units) if whole else float(units)
-            cost, source = self._price(units)
-        runtime = current_runtime() or self.runtime
+            attributes[UNITS] = units
         emit_event(
-            runtime,
-            name=f"external_cost {entry.id}",
-            event_type=semconv.EXTERNAL_COST,
+            current_runtime() or self.runtime,
+            name=self.rule.event_name,
+            event_type=EXTERNAL_COST,
             attributes=attributes,
             attribution=self.attribution,
             task=self.task,
             cost=cost,
-            cost_status=semconv.PRICED if cost is not None else semconv.USAGE_UNKNOWN,
+            cost_status=PRICED if cost is not None else USAGE_UNKNOWN,
             cost_kind=EXTERNAL,
             pricing_source=source,
             parent=self.parent,
@@ -332,14 +518,20 @@ class Plan:
 
     def _price(self, units: Decimal) -> tuple[Decimal, str]:
         entry = self.entry
-        user_services = self.state.user_services
+        state = self.host.state
+        user_services = state.user_services
         if user_services:
-            for name in (entry.id, self.host):
+            for name in (entry.id, self.host.name):
                 if name in user_services:
                     priced = rates_registry.price_service_usage(name, units)
                     if priced is not None:
                         return priced
-        return cost_of(entry, units), self.state.source
+        return cost_of(entry, units), state.source
+
+
+def units_attribute(units: Decimal) -> int | float:
+    """Return the ``dexcost.units`` attribute of ``units``: an int when it is whole."""
+    return int(units) if units == units.to_integral_value() else float(units)
 
 
 def decode_json(body: bytes | str | None) -> Any:
@@ -347,9 +539,36 @@ def decode_json(body: bytes | str | None) -> Any:
     if body is None or len(body) > MAX_BODY_BYTES or not body:
         return None
     try:
+        if isinstance(body, bytes):
+            # An object or array starts with "{" or "[": such a body has no byte order
+            # mark and no NUL byte in front, so json.loads would read it as UTF-8 too.
+            if body[0] in _OPENING_BYTES and body[1:2] != b"\x00":
+                return _decode_text(body.decode("utf-8", "surrogatepass"))
+        elif body[0] in "{[":
+            return _decode_text(body)
         return json.loads(body)
     except ValueError:
         return None
+
+
+_OPENING_BYTES: Final = frozenset(b"{[")
+# The scanner json.loads uses, which the stubs do not declare on JSONDecoder.
+_scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _decode_text(text: str) -> Any:
+    """Decode JSON text starting with "{" or "[", as ``json.loads`` would, in fewer steps.
+
+    ``json.loads`` calls the same scanner after a few layers of Python that a body
+    starting with "{" or "[" does not need.
+    """
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return None
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return None  # Text follows the value, so this is not one JSON document.
+    return value
 
 
 def guarded(step: str, action: Callable[..., None], *args: Any) -> None:
@@ -360,31 +579,42 @@ def guarded(step: str, action: Callable[..., None], *args: Any) -> None:
         errors.log_internal_error(step)
 
 
+Record = Callable[[Plan, Any], None]
+RecordFailure = Callable[[Plan, BaseException], None]
+
+
 def send_captured(
     wrapped: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    record: Callable[[Any], None],
-    record_failure: Callable[[BaseException], None],
-    step: str,
-    failed_step: str,
+    matched: Plan,
+    record: Record,
+    steps: tuple[str, str],
+    record_failure: RecordFailure = Plan.record_failure,
 ) -> Any:
     """Call ``wrapped`` with the context marked as in capture, then record the outcome.
 
-    ``record`` receives the result and ``record_failure`` the exception, which is then
-    re-raised. Both run through :func:`guarded` with ``step`` or ``failed_step`` as the
-    logged step, and only after the mark is cleared.
+    ``record(matched, result)`` receives the result and ``record_failure(matched, exc)``
+    the exception, which is then re-raised. Both run only after the mark is cleared,
+    and a failure of either is logged with ``steps`` (after a result, after an
+    exception) instead of raised. They are module functions, not closures made per
+    request.
     """
-    token = enter()
+    token = IN_CAPTURE.set(True)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
-        leave(token)
-        guarded(failed_step, record_failure, exc)
+        IN_CAPTURE.reset(token)
+        try:
+            record_failure(matched, exc)
+        except Exception:
+            errors.log_internal_error(steps[1])
         raise
-    leave(token)
-    guarded(step, record, result)
+    IN_CAPTURE.reset(token)
+    try:
+        record(matched, result)
+    except Exception:
+        errors.log_internal_error(steps[0])
     return result
 
 
@@ -392,20 +622,25 @@ async def send_captured_async(
     wrapped: Callable[..., Coroutine[Any, Any, Any]],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    record: Callable[[Any], None],
-    record_failure: Callable[[BaseException], None],
-    step: str,
-    failed_step: str,
+    matched: Plan,
+    record: Record,
+    steps: tuple[str, str],
+    record_failure: RecordFailure = Plan.record_failure,
 ) -> Any:
     """Await ``wrapped`` like :func:`send_captured` calls it, with the same recording."""
-    token = enter()
+    token = IN_CAPTURE.set(True)
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        leave(token)
-        guarded(failed_step, record_failure, exc)
+        IN_CAPTURE.reset(token)
+        try:
+            record_failure(matched, exc)
+        except Exception:
+            errors.log_internal_error(steps[1])
         raise
-    leave(token)
-    guarded(step, record, result)
+    IN_CAPTURE.reset(token)
+    try:
+        record(matched, result)
+    except Exception:
+        errors.log_internal_error(steps[0])
     return result

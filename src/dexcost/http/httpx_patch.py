@@ -9,32 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from dexcost import errors
 from dexcost.http.capture import (
+    IN_CAPTURE,
     Plan,
     decode_json,
-    in_capture,
-    plan,
+    lookup,
     send_captured,
     send_captured_async,
 )
 from dexcost.instrumentation.registry import Instrumentor
+
+_STEPS: Final = ("recording an httpx call", "recording a failed httpx call")
 
 
 class HttpxCapture(Instrumentor):
     """Patch ``Client.send`` and ``AsyncClient.send`` of httpx or httpx2."""
 
     def _patch(self, module: ModuleType) -> None:
-        self._wrap(module.Client, "send", send_wrapper)
+        self._wrap(module.Client, "send", send_wrapper, method=True)
         self._wrap(module.AsyncClient, "send", async_send_wrapper)
 
 
 def _plan(request: Any) -> Plan | None:
     try:
         url = request.url
-        return plan(request.method, url.host, lambda: url.path)
+        host = lookup(url.host)
+        return None if host is None else host.plan(request.method, url.path)
     except Exception:
         errors.log_internal_error("matching an httpx call")
         return None
@@ -43,55 +46,45 @@ def _plan(request: Any) -> Plan | None:
 def send_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
     request = args[0] if args else kwargs.get("request")
     matched = _plan(request)
     if matched is None:
         return wrapped(*args, **kwargs)
-    streamed = bool(kwargs.get("stream"))
-    return send_captured(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda response: _record(matched, request, response, streamed),
-        record_failure=matched.record_failure,
-        step="recording an httpx call",
-        failed_step="recording a failed httpx call",
-    )
+    matched.sent = request
+    matched.streamed = bool(kwargs.get("stream"))
+    return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)
 
 
 def async_send_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
     request = args[0] if args else kwargs.get("request")
     matched = _plan(request)
     if matched is None:
         return wrapped(*args, **kwargs)
-    streamed = bool(kwargs.get("stream"))
-    return send_captured_async(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda response: _record(matched, request, response, streamed),
-        record_failure=matched.record_failure,
-        step="recording an httpx call",
-        failed_step="recording a failed httpx call",
-    )
+    matched.sent = request
+    matched.streamed = bool(kwargs.get("stream"))
+    return send_captured_async(wrapped, args, kwargs, matched, _record, _STEPS)
 
 
-def _record(matched: Plan, request: Any, response: Any, streamed: bool) -> None:
+def _record(matched: Plan, response: Any) -> None:
     status = response.status_code
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     # send() reads the body unless asked to stream it; a streamed body is the
     # caller's to read, so it is never touched here.
-    if matched.wants_response_body(status) and not streamed:
+    if not matched.streamed and matched.wants_response_body(status):
         response_json = decode_json(_read_body(response))
     request_json = None
-    if matched.wants_request_body():
-        request_json = decode_json(_read_body(request))
+    if matched.rule.reads_request:
+        request_json = decode_json(_read_body(matched.sent))
     matched.record_response(
         status, headers=response.headers, response_json=response_json, request_json=request_json
     )

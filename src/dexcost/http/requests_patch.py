@@ -10,18 +10,19 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from dexcost import errors
 from dexcost.http.capture import (
+    IN_CAPTURE,
     Plan,
     decode_json,
-    in_capture,
-    plan,
+    lookup_url,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
+
+_STEPS: Final = ("recording a requests call", "recording a failed requests call")
 
 
 class RequestsCapture(Instrumentor):
@@ -30,49 +31,50 @@ class RequestsCapture(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         del module
         sessions = importlib.import_module("requests.sessions")
-        self._wrap(sessions.Session, "send", send_wrapper)
-
-
-def _plan(request: Any) -> Plan | None:
-    try:
-        host, path = split_url(request.url)
-        return plan(request.method or "GET", host, path)
-    except Exception:
-        errors.log_internal_error("matching a requests call")
-        return None
+        self._wrap(sessions.Session, "send", send_wrapper, method=True)
 
 
 def send_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
-    request = args[0] if args else kwargs.get("request")
-    matched = _plan(request)
+    try:
+        request: Any = args[0] if args else kwargs.get("request")
+        found = lookup_url(request.url)
+        matched = None if found is None else found[0].plan(request.method or "GET", found[1])
+    except Exception:
+        errors.log_internal_error("matching a requests call")
+        matched = None
     if matched is None:
-        return wrapped(*args, **kwargs)
-    streamed = bool(kwargs.get("stream"))
-    return send_captured(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda response: _record(matched, request, response, streamed),
-        record_failure=matched.record_failure,
-        step="recording a requests call",
-        failed_step="recording a failed requests call",
-    )
+        # urllib3 underneath would match the same request again, so the request is
+        # marked as handled.
+        token = IN_CAPTURE.set(True)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            IN_CAPTURE.reset(token)
+    matched.sent = request
+    matched.streamed = bool(kwargs.get("stream"))
+    return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)
 
 
-def _record(matched: Plan, request: Any, response: Any, streamed: bool) -> None:
+def _record(matched: Plan, response: Any) -> None:
     status = response.status_code
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     # A streamed body belongs to the caller, who may read it only once. Any other
     # body was read by send() and is cached, so reading .content costs nothing.
-    if matched.wants_response_body(status) and not streamed:
+    if not matched.streamed and matched.wants_response_body(status):
         response_json = decode_json(response.content)
     request_json = None
-    if matched.wants_request_body() and isinstance(request.body, (bytes, str)):
-        request_json = decode_json(request.body)
+    if matched.rule.reads_request:
+        body = matched.sent.body
+        if isinstance(body, (bytes, str)):
+            request_json = decode_json(body)
     matched.record_response(
         status, headers=response.headers, response_json=response_json, request_json=request_json
     )

@@ -13,19 +13,21 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from dexcost import errors
 from dexcost.http.capture import (
+    IN_CAPTURE,
     Plan,
     decode_json,
-    in_capture,
+    lookup,
+    lookup_url,
     path_only,
-    plan,
     send_captured,
-    split_url,
 )
 from dexcost.instrumentation.registry import Instrumentor
+
+_STEPS: Final = ("recording a urllib3 call", "recording a failed urllib3 call")
 
 
 class Urllib3Capture(Instrumentor):
@@ -34,48 +36,51 @@ class Urllib3Capture(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         del module
         connectionpool = importlib.import_module("urllib3.connectionpool")
-        self._wrap(connectionpool.HTTPConnectionPool, "urlopen", urlopen_wrapper)
-
-
-def _plan(pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan | None:
-    try:
-        method = args[0] if args else kwargs.get("method")
-        url = args[1] if len(args) > 1 else kwargs.get("url")
-        if not isinstance(method, str) or not isinstance(url, str):
-            return None
-        if url.startswith("/"):
-            return plan(method, pool.host, lambda: path_only(url))
-        # An absolute URL: the request goes through a proxy, and the URL names the
-        # real destination.
-        host, path = split_url(url)
-        return plan(method, host, path)
-    except Exception:
-        errors.log_internal_error("matching a urllib3 call")
-        return None
+        self._wrap(
+            connectionpool.HTTPConnectionPool,
+            "urlopen",
+            urlopen_wrapper,
+            method=True,
+            unless=IN_CAPTURE,
+        )
 
 
 def urlopen_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if in_capture():
+    if IN_CAPTURE.get():
         return wrapped(*args, **kwargs)
-    matched = _plan(instance, args, kwargs)
+    try:
+        matched = _plan(instance, args, kwargs)
+    except Exception:
+        errors.log_internal_error("matching a urllib3 call")
+        matched = None
     if matched is None:
         return wrapped(*args, **kwargs)
-    body = args[2] if len(args) > 2 else kwargs.get("body")
-    return send_captured(
-        wrapped,
-        args,
-        kwargs,
-        record=lambda response: _record(matched, body, response),
-        record_failure=matched.record_failure,
-        step="recording a urllib3 call",
-        failed_step="recording a failed urllib3 call",
-    )
+    matched.sent = args[2] if len(args) > 2 else kwargs.get("body")
+    return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)
 
 
-def _record(matched: Plan, body: Any, response: Any) -> None:
+def _plan(pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan | None:
+    method = args[0] if args else kwargs.get("method")
+    url = args[1] if len(args) > 1 else kwargs.get("url")
+    if not isinstance(method, str) or not isinstance(url, str):
+        return None
+    if url.startswith("/"):
+        host = lookup(pool.host)
+        return None if host is None else host.plan(method, path_only(url))
+    # An absolute URL: the request goes through a proxy, and the URL names the
+    # real destination.
+    found = lookup_url(url)
+    return None if found is None else found[0].plan(method, found[1])
+
+
+def _record(matched: Plan, response: Any) -> None:
     status = response.status
+    if matched.rule.fixed_units is not None:
+        # A fixed count needs neither headers nor bodies.
+        matched.record_response(status)
+        return
     response_json = None
     if matched.wants_response_body(status):
         # Only a preloaded body is read (preload_content=True, the default); reading
@@ -84,7 +89,8 @@ def _record(matched: Plan, body: Any, response: Any) -> None:
         if isinstance(preloaded, bytes):
             response_json = decode_json(preloaded)
     request_json = None
-    if matched.wants_request_body() and isinstance(body, (bytes, str)):
+    body = matched.sent
+    if matched.rule.reads_request and isinstance(body, (bytes, str)):
         request_json = decode_json(body)
     matched.record_response(
         status, headers=response.headers, response_json=response_json, request_json=request_json

@@ -8,13 +8,16 @@ a provider SDK: an instrumentor patches its library when the application imports
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import logging
 import re
 import threading
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -185,6 +188,58 @@ class _Gate:
         return wrapped(*args, **kwargs)
 
 
+def _gated_function(
+    original: types.FunctionType, gate: _Gate, unless: ContextVar[bool] | None
+) -> Callable[..., Any]:
+    """Return a plain function that runs ``gate`` around ``original``, a method.
+
+    It does what a wrapt wrapper with ``gate`` does for an instance method, for less:
+    no proxy is bound on every attribute access, and no call goes through the gate
+    object. Like a wrapt proxy it shows the original's name, docstring and attributes,
+    and ``__wrapped__`` leads to the original. ``_self_wrapper`` is the gate, under the
+    name wrapt uses, so :func:`find_gate` finds it the same way. While ``unless`` is
+    set, calls go straight to the original.
+    """
+    bind = types.MethodType
+
+    if unless is None:
+
+        def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if gate.active:
+                return gate.wrapper(bind(original, self), self, args, kwargs)
+            return original(self, *args, **kwargs)
+
+    else:
+        skip = unless.get
+
+        def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if gate.active and not skip():
+                return gate.wrapper(bind(original, self), self, args, kwargs)
+            return original(self, *args, **kwargs)
+
+    functools.update_wrapper(gated, original)
+    gated._self_wrapper = gate  # type: ignore[attr-defined]
+    return gated
+
+
+def _can_gate_as_function(value: Any) -> bool:
+    """Tell whether ``value`` is a method :func:`_gated_function` can stand in for.
+
+    Coroutine and generator functions are left to wrapt, whose proxy keeps them
+    recognisable as such to ``inspect``.
+    """
+    return isinstance(value, types.FunctionType) and not (
+        value.__code__.co_flags & _NOT_PLAIN_FLAGS
+    )
+
+
+_NOT_PLAIN_FLAGS = (
+    inspect.CO_COROUTINE
+    | inspect.CO_GENERATOR
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
 # Bound on the wrappers looked through to find dexcost's, against a cyclic chain.
 _MAX_WRAPPER_DEPTH = 32
 
@@ -249,8 +304,22 @@ class Instrumentor(ABC):
     @abstractmethod
     def _patch(self, module: ModuleType) -> None: ...
 
-    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> bool:
+    def _wrap(
+        self,
+        owner: Any,
+        name: str,
+        wrapper: Callable[..., Any],
+        *,
+        method: bool = False,
+        unless: ContextVar[bool] | None = None,
+    ) -> bool:
         """Wrap ``owner.name`` (a class or module attribute) with a wrapt function wrapper.
+
+        With ``method=True``, an instance method (a plain function defined in a class)
+        is wrapped with a plain function instead, which costs less per call; a
+        coroutine function or anything else still gets a wrapt wrapper. That plain
+        function skips ``wrapper`` while the context variable ``unless`` is set, so
+        ``wrapper`` must pass such calls through unchanged too.
 
         Only attributes ``owner`` defines itself: a subclass that inherits a method is
         covered by the patch on its base, and patching both would record twice. A
@@ -274,14 +343,20 @@ class Instrumentor(ABC):
         gate = _Gate(wrapper)
         holder = _innermost_wrapper(original, wrapt.FunctionWrapper)
         if holder is None:
-            wrapt.wrap_function_wrapper(owner, name, gate)
+            if method and _can_gate_as_function(original):
+                setattr(owner, name, _gated_function(original, gate, unless))
+            else:
+                wrapt.wrap_function_wrapper(owner, name, gate)
             self._wrapped.append((owner, name, original, gate, None))
             return True
         # Another library wrapped the method first. dexcost goes inside its wrapper,
         # next to the SDK, so it receives the SDK's own result (a stream, not the other
         # library's proxy of it) and both wrappers keep working.
         inner = holder.__wrapped__
-        holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
+        if method and _can_gate_as_function(inner):
+            holder.__wrapped__ = _gated_function(inner, gate, unless)
+        else:
+            holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
         self._wrapped.append((owner, name, inner, gate, holder))
         return True
 
