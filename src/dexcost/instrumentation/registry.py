@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import types
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -196,9 +197,8 @@ def _gated_function(
     It does what a wrapt wrapper with ``gate`` does for an instance method, for less:
     no proxy is bound on every attribute access, and no call goes through the gate
     object. Like a wrapt proxy it shows the original's name, docstring and attributes,
-    and ``__wrapped__`` leads to the original. ``_self_wrapper`` is the gate, under the
-    name wrapt uses, so :func:`find_gate` finds it the same way. While ``unless`` is
-    set, calls go straight to the original.
+    and ``__wrapped__`` leads to the original. :func:`gate_of` finds its gate. While
+    ``unless`` is set, calls go straight to the original.
     """
     bind = types.MethodType
 
@@ -218,8 +218,27 @@ def _gated_function(
             return original(self, *args, **kwargs)
 
     functools.update_wrapper(gated, original)
-    gated._self_wrapper = gate  # type: ignore[attr-defined]
+    _FUNCTION_GATES[gated] = gate
     return gated
+
+
+# The gate of each plain-function wrapper dexcost installed, found by the function's
+# identity. An attribute on the function would not do: a library that wraps it with
+# functools.wraps (OpenTelemetry's requests instrumentation does) copies the
+# function's __dict__, and its own function would then pass for dexcost's.
+_FUNCTION_GATES: weakref.WeakKeyDictionary[Callable[..., Any], _Gate] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def gate_of(value: Any) -> _Gate | None:
+    """Return the gate of ``value`` when it is one of dexcost's wrappers, else None."""
+    # type(), not isinstance(): a wrapt proxy claims the class of what it wraps, and
+    # compares and hashes like it, so it would be taken for dexcost's function.
+    if type(value) is types.FunctionType:
+        return _FUNCTION_GATES.get(value)
+    wrapper = getattr(value, "_self_wrapper", None)  # a wrapt proxy's wrapper
+    return wrapper if isinstance(wrapper, _Gate) else None
 
 
 def _can_gate_as_function(value: Any) -> bool:
@@ -247,11 +266,11 @@ _MAX_WRAPPER_DEPTH = 32
 def find_gate(value: Any) -> _Gate | None:
     """Return dexcost's gate among the wrapt wrappers around ``value``, if any."""
     for _ in range(_MAX_WRAPPER_DEPTH):
-        wrapper = getattr(value, "_self_wrapper", None)
-        if wrapper is None:
-            return None
-        if isinstance(wrapper, _Gate):
-            return wrapper
+        gate = gate_of(value)
+        if gate is not None:
+            return gate
+        if getattr(value, "_self_wrapper", None) is None:
+            return None  # neither dexcost's wrapper nor a wrapt proxy
         value = getattr(value, "__wrapped__", None)
     return None
 
@@ -368,11 +387,11 @@ class Instrumentor(ABC):
             if original is None:
                 continue
             current = vars(owner).get(name)
-            if getattr(current, "_self_wrapper", None) is gate:
+            if gate_of(current) is gate:
                 # The method is dexcost's wrapper again, for instance after the other
                 # library removed its own.
                 setattr(owner, name, original)
-            elif holder is not None and getattr(holder.__wrapped__, "_self_wrapper", None) is gate:
+            elif holder is not None and gate_of(holder.__wrapped__) is gate:
                 holder.__wrapped__ = original
 
 
