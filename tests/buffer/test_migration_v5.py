@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dexcost import buffer as buffer_module
 from dexcost import buffer_schema
 from dexcost.buffer import SYNC_FAILED, SYNC_SYNCED, Buffer, BufferSchemaError
 from dexcost.buffer_schema import INSERT_SPAN_SQL, MIGRATIONS, span_to_row
@@ -188,3 +190,25 @@ def test_release_that_knows_version_4_refuses_a_migrated_file(
     monkeypatch.setattr(buffer_schema, "SCHEMA_VERSION", V4)
     with pytest.raises(BufferSchemaError, match=f"schema version {V4 + 1}.*up to {V4}"):
         Buffer.open(path)
+
+
+def test_open_waits_for_a_lock_held_longer_than_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process rebuilding a large table holds the write lock for seconds, longer
+    # than one busy timeout; opening the file must wait for it, not fail.
+    path = tmp_path / "v4.db"
+    build_v4_file(path)
+    monkeypatch.setattr(buffer_module, "BUSY_TIMEOUT_SECONDS", 0.05)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, holder.execute, args=("ROLLBACK",))
+    release.start()
+    try:
+        Buffer.open(path).close()
+    finally:
+        release.join()
+        holder.close()
+    with closing(sqlite3.connect(path)) as connection:
+        version = buffer_schema.read_schema_version(connection)
+    assert version == buffer_schema.SCHEMA_VERSION
