@@ -228,6 +228,11 @@ def start_file(folder: Path, name: str, populated: Path | None) -> Path:
     path = folder / name
     if populated is not None:
         shutil.copyfile(populated, path)
+        # Write the copy to disk now. Otherwise the first checkpoint's fsync would write
+        # the whole copied file inside the measurement, which a buffer that grew to this
+        # size over time never pays.
+        with open(path, "rb+") as copy:
+            os.fsync(copy.fileno())
     return path
 
 
@@ -454,6 +459,7 @@ def print_paced(results: list[tuple[str, dict[str, float]]], rate: float, grace:
                 "file",
                 "fed",
                 "fed/s",
+                "feed lag s",
                 "stored",
                 "dropped",
                 "peak queue",
@@ -461,6 +467,7 @@ def print_paced(results: list[tuple[str, dict[str, float]]], rate: float, grace:
                 "flush s",
                 "stored/s",
                 "stored/s to flush",
+                "load",
                 "verdict",
             ],
             [
