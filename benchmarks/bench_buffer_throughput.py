@@ -24,7 +24,7 @@ The populated file is built with SQL from one stored span: random ids, end times
 apart, all rows synced. ``--migration`` also times opening a version 4 buffer of
 ``--populated-rows`` rows, which rebuilds its spans table.
 
-    python benchmarks/bench_buffer_throughput.py             # about 3 minutes
+    python benchmarks/bench_buffer_throughput.py             # a few minutes
     python benchmarks/bench_buffer_throughput.py --modes paced --rate 20000 --runs 1
 """
 

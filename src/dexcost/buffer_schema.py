@@ -192,8 +192,8 @@ _MIGRATION_4: Final = (
 # index is gone: the new key starts with end_ns, and no query reads end_ns through an
 # index of its own. SQLite cannot drop a table constraint, so the table is rebuilt with
 # its rows, ids and sync state, and the key becomes an index that a later release can
-# drop. Every v4 row is unique by its ids, so it is unique by the new key too, and the
-# copy cannot fail.
+# drop. Every v4 row is unique by its ids, and so by each new key, which means the copy
+# meets no duplicate.
 _MIGRATION_5: Final = (
     """
     CREATE TABLE spans_v5 (
@@ -235,8 +235,8 @@ _MIGRATION_5: Final = (
     )
     """,
     # The columns match the version 4 table one for one and spans_v5 has no index yet,
-    # so SQLite copies each stored record as it is (its "transfer optimization"): 1.3 s
-    # for 200,000 rows here, against 4 s when the columns are named.
+    # so SQLite copies each stored record as it is (its "transfer optimization"). That
+    # took 1.3 s for 200,000 rows here, and 4 s with the columns named.
     "INSERT INTO spans_v5 SELECT * FROM spans",
     # Dropping the table drops its indexes with it.
     "DROP TABLE spans",
@@ -357,7 +357,7 @@ def migrate(connection: sqlite3.Connection, path: Path) -> int:
 
 
 # How long ``migrate`` waits for another connection's write lock. Rebuilding the spans
-# table of a 200,000-row buffer (migration 5) held it for about 9 s on a 2-core machine.
+# table of a 200,000-row buffer (migration 5) held it for 6.7-8.9 s on a 2-core machine.
 MIGRATION_WAIT_SECONDS: Final = 120.0
 
 
@@ -415,7 +415,7 @@ def _decimal_text(value: object) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _decimal_str(value: str) -> str | None:
-    """Return ``_decimal_text(value)`` for a string, remembering recent answers.
+    """Return ``_decimal_text(value)`` for a string, caching recent results.
 
     Calls of one model with the same token counts cost the same, so a few strings
     recur; checking one with Decimal takes about 0.5 us, a cache hit under 0.1 us.

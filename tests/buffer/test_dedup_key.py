@@ -43,7 +43,7 @@ def test_retried_batch_adds_no_rows(buffer: Buffer) -> None:
     assert row_count(buffer.path) == 40
 
 
-def test_retry_inside_a_larger_batch_stores_only_the_new_spans(buffer: Buffer) -> None:
+def test_partial_retry_stores_new_spans(buffer: Buffer) -> None:
     buffer.insert_spans([llm_span(span_id) for span_id in range(1, 11)])
     assert buffer.insert_spans([llm_span(span_id) for span_id in range(1, 21)]) == 10
 
@@ -57,9 +57,9 @@ def test_span_without_end_time_is_stored_once(buffer: Buffer) -> None:
     assert row_count(buffer.path) == 1
 
 
-def test_same_ids_with_another_end_time_are_both_stored(buffer: Buffer) -> None:
-    # Two spans that share ids but ended at different times are two calls whose ids
-    # collided (a broken id generator); dropping one would lose its cost.
+def test_same_ids_other_end_time_stored(buffer: Buffer) -> None:
+    # Spans with the same ids but different end times are two calls whose ids collided
+    # (a broken id generator). Dropping one would lose its cost.
     buffer.insert_spans([llm_span(9, end_ns=END_NS)])
     assert buffer.insert_spans([llm_span(9, end_ns=END_NS + 1)]) == 1
 
@@ -126,11 +126,11 @@ def store_in_two_processes(path: Path) -> list[int]:
     return sorted(counts)
 
 
-def test_two_processes_storing_one_span_store_one_row(tmp_path: Path) -> None:
+def test_two_processes_store_one_row(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     store_in_two_processes(path)
     assert row_count(path) == 1
 
 
-def test_two_processes_storing_one_span_report_one_new_row(tmp_path: Path) -> None:
+def test_two_processes_report_one_new_row(tmp_path: Path) -> None:
     assert store_in_two_processes(tmp_path / "shared.db") == [0, 1]

@@ -114,7 +114,7 @@ def test_migration_keeps_sync_counts(tmp_path: Path) -> None:
         assert opened.sync_counts() == {"pending": 5, "synced": 3, "failed": 1}
 
 
-def test_migrated_pending_rows_are_claimed_oldest_first_outside_leases(tmp_path: Path) -> None:
+def test_migrated_rows_claimed_outside_leases(tmp_path: Path) -> None:
     path, _ = migrated(tmp_path)
     with Buffer.open(path) as opened:
         claimed = opened.claim_pending("worker-b", 10, 60)
@@ -154,7 +154,7 @@ def test_migration_leaves_the_new_indexes_only(tmp_path: Path) -> None:
     }
 
 
-def test_new_file_has_the_same_indexes_as_a_migrated_one(tmp_path: Path) -> None:
+def test_new_file_matches_migrated_indexes(tmp_path: Path) -> None:
     migrated_path, _ = migrated(tmp_path)
     new_path = tmp_path / "new.db"
     Buffer.open(new_path).close()
@@ -183,7 +183,7 @@ def test_connection_opened_before_the_migration_keeps_storing(tmp_path: Path) ->
     ]
 
 
-def test_release_that_knows_version_4_refuses_a_migrated_file(
+def test_version_4_release_rejects_migrated_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, _ = migrated(tmp_path)
@@ -192,11 +192,11 @@ def test_release_that_knows_version_4_refuses_a_migrated_file(
         Buffer.open(path)
 
 
-def test_open_waits_for_a_lock_held_longer_than_the_busy_timeout(
+def test_open_waits_for_long_migration_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Another process rebuilding a large table holds the write lock for seconds, longer
-    # than one busy timeout; opening the file must wait for it, not fail.
+    # A process rebuilding a large table holds the write lock for longer than one busy
+    # timeout. Opening the file must wait for it instead of failing.
     path = tmp_path / "v4.db"
     build_v4_file(path)
     monkeypatch.setattr(buffer_module, "BUSY_TIMEOUT_SECONDS", 0.05)

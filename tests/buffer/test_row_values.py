@@ -30,7 +30,7 @@ def test_span_id_is_16_lowercase_hex_digits(span_id: int) -> None:
     [("0.00036", "0.00036"), (" 0.5 ", "0.5"), ("nan", None), ("abc", None), ("1e-7", "1e-7")],
 )
 def test_cost_text_is_checked_on_every_span(cost: str, stored: str | None) -> None:
-    # The check of a cost string is remembered; the second span must get the same answer.
+    # The check of a cost string is cached, so the second span must get the same result.
     first = span_to_row(llm_span(1, cost=cost), 1)[COST]
     second = span_to_row(llm_span(2, cost=cost), 1)[COST]
     assert (first, second) == (stored, stored)
