@@ -18,7 +18,8 @@ Three modes (``--modes``, all by default):
   in total for ``--seconds``, alternating a fresh file and a populated one, ``--runs``
   times each. PASS needs no drop, every span stored, the queue empty within ``--grace``
   seconds of the feed stopping, and stored/s (spans stored over the feeding time) at
-  least ``--rate``.
+  least ``--rate``. It also reports the writer's time per span in ``insert_spans``, wall
+  and CPU, and the share of the run it spent there.
 
 The populated file is built with SQL from one stored span: random ids, end times 1 ms
 apart, all rows synced. ``--migration`` also times opening a version 4 buffer of
@@ -270,7 +271,19 @@ def paced(
     before the clock starts. Returns the fed and stored counts and rates, the drops (the
     ``dropped_events`` counter), the peak queue and the flush time after feeding stops.
     """
+    from dexcost.buffer import Buffer
     from dexcost.processor import DexcostSpanProcessor
+
+    # Time each store on the writer thread: wall time, the thread's CPU time and spans.
+    stores: list[tuple[float, float, int]] = []
+    insert_spans = Buffer.insert_spans
+
+    def timed_insert(buffer: Buffer, spans: list[ReadableSpan]) -> int:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return insert_spans(buffer, spans)
+        finally:
+            stores.append((time.perf_counter() - wall, time.thread_time() - cpu, len(spans)))
 
     per_thread = int(rate * seconds / threads)
     step_ns = int(1e9 / rate)
@@ -281,6 +294,7 @@ def paced(
     ]
     processor = DexcostSpanProcessor(path)
     processor.force_flush()  # the file is open and migrated before the clock starts
+    Buffer.insert_spans = timed_insert  # type: ignore[method-assign, assignment]
     fed = [0] * threads
     finished = [0.0] * threads
     ready = threading.Barrier(threads + 1)
@@ -319,6 +333,8 @@ def paced(
     flushed = processor.force_flush(120_000)
     flushed_at = time.perf_counter()
     processor.shutdown()
+    Buffer.insert_spans = insert_spans  # type: ignore[method-assign]
+    stored_spans = sum(count for _, _, count in stores) or 1
     with closing(sqlite3.connect(path)) as db:
         stored = db.execute(
             "SELECT count(*) FROM spans WHERE sync_state = 0 AND event_type = 'llm_call'"
@@ -342,6 +358,11 @@ def paced(
         # when every fed span was stored; the verdict also bounds the lag and the flush.
         "stored_rate": stored / seconds,
         "stored_rate_to_flush": stored / (flushed_at - started),
+        # The writer's cost per span in insert_spans (conversion and SQLite), and the
+        # share of the run it spent there: near 1 means it never waited for spans.
+        "writer_us_per_span": sum(wall for wall, _, _ in stores) / stored_spans * 1e6,
+        "writer_cpu_us_per_span": sum(cpu for _, cpu, _ in stores) / stored_spans * 1e6,
+        "writer_busy": sum(wall for wall, _, _ in stores) / (flushed_at - started),
     }
 
 
@@ -467,6 +488,9 @@ def print_paced(results: list[tuple[str, dict[str, float]]], rate: float, grace:
                 "flush s",
                 "stored/s",
                 "stored/s to flush",
+                "writer µs/span",
+                "writer CPU µs/span",
+                "writer busy",
                 "load",
                 "verdict",
             ],
@@ -483,6 +507,9 @@ def print_paced(results: list[tuple[str, dict[str, float]]], rate: float, grace:
                     r["flush_s"],
                     r["stored_rate"],
                     r["stored_rate_to_flush"],
+                    r["writer_us_per_span"],
+                    r["writer_cpu_us_per_span"],
+                    r["writer_busy"],
                     r["load_at_end"],
                     paced_verdict(r, rate, grace),
                 ]
