@@ -182,18 +182,16 @@ _MIGRATION_4: Final = (
     """,
 )
 
-# A span is stored once per (end_ns, trace_id, span_id) instead of once per (trace_id,
-# span_id). Random ids put each new entry of the old unique index at a random place, so
-# on a buffer of 200,000 rows an insert cost about twice as much as on a new file. End
-# times grow with the clock, so new entries now land at the end of the index. A retried
-# insert of the same span still adds no row, because the span keeps its ids and its end
-# time. A span without an end time (NULL, which SQLite never finds equal to another)
-# falls back to its ids, through an index that stays empty in practice. The end_ns
-# index is gone: the new key starts with end_ns, and no query reads end_ns through an
-# index of its own. SQLite cannot drop a table constraint, so the table is rebuilt with
-# its rows, ids and sync state, and the key becomes an index that a later release can
-# drop. Every v4 row is unique by its ids, and so by each new key, which means the copy
-# meets no duplicate.
+# Spans are unique by (end_ns, trace_id, span_id) instead of (trace_id, span_id). Random
+# ids put each new index entry at a random place, which made inserts into a 200,000-row
+# buffer twice as slow as into a new one. End times grow with the clock, so new entries
+# now go at the end of the index, and a retried span still matches (same ids and end
+# time). SQLite never finds two NULL end times equal, so a span without one is matched
+# by its ids, through an index that stays empty in practice. The new key starts with
+# end_ns, so it replaces the end_ns index. SQLite cannot drop a table constraint, so the
+# table is rebuilt with every row and id, and the key becomes an index that a later
+# release can drop. Version 4 kept the ids of its rows unique, so the new unique indexes
+# cannot fail to build.
 _MIGRATION_5: Final = (
     """
     CREATE TABLE spans_v5 (
@@ -418,7 +416,7 @@ def _decimal_str(value: str) -> str | None:
     """Return ``_decimal_text(value)`` for a string, caching recent results.
 
     Calls of one model with the same token counts cost the same, so a few strings
-    recur; checking one with Decimal takes about 0.5 us, a cache hit under 0.1 us.
+    recur. Checking one with Decimal takes about 0.5 us, and a cache hit under 0.1 us.
     """
     return _decimal_text(value)
 
