@@ -319,8 +319,9 @@ class Buffer:
     def insert_spans(self, spans: Sequence[ReadableSpan]) -> int:
         """Store ``spans`` in one transaction and return how many rows were new.
 
-        A span already stored (same trace_id and span_id) is skipped, so a batch
-        may be retried safely. A span that cannot be converted is reported
+        A span already stored (same end time, trace_id and span_id; same trace_id and
+        span_id for a span without an end time) is skipped, so a batch may be retried
+        safely. A span that cannot be converted is reported
         through ``errors.log_internal_error`` and skipped, so it cannot lose the
         rest of the batch (with ``RAISE_INTERNAL_ERRORS`` set, it raises instead).
         """
@@ -356,7 +357,7 @@ class Buffer:
 
         Preparing a statement costs about 6 µs per row here, so statements are reused:
         a chunk shorter than the full size is padded to a multiple of
-        ``_PAD_ROWS`` by repeating its last row. The repeat has the same trace and span
+        ``_PAD_ROWS`` by repeating its last row. The repeat has the same end time and
         ids, so ``INSERT OR IGNORE`` skips it and it adds no row and no change count.
         """
         per_statement, pad = self._statement_rows(connection)

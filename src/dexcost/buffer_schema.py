@@ -8,7 +8,9 @@ place, step by step.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import sqlite3
 import time
@@ -22,6 +24,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from dexcost import semconv
 from dexcost._version import __version__
+
+logger = logging.getLogger(__name__)
 
 # spans.sync_state values.
 SYNC_PENDING: Final = 0
@@ -178,11 +182,75 @@ _MIGRATION_4: Final = (
     """,
 )
 
+# Spans are unique by (end_ns, trace_id, span_id) instead of (trace_id, span_id). Random
+# ids put each new index entry at a random place, which made inserts into a 200,000-row
+# buffer twice as slow as into a new one. End times grow with the clock, so new entries
+# now go at the end of the index, and a retried span still matches (same ids and end
+# time). SQLite never finds two NULL end times equal, so a span without one is matched
+# by its ids, through an index that stays empty in practice. The new key starts with
+# end_ns, so it replaces the end_ns index. SQLite cannot drop a table constraint, so the
+# table is rebuilt with every row and id, and the key becomes an index that a later
+# release can drop. Version 4 kept the ids of its rows unique, so the new unique indexes
+# cannot fail to build.
+_MIGRATION_5: Final = (
+    """
+    CREATE TABLE spans_v5 (
+        id INTEGER PRIMARY KEY,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        name TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        start_ns INTEGER,
+        end_ns INTEGER,
+        status_code INTEGER NOT NULL,
+        status_message TEXT,
+        event_type TEXT,
+        task_id TEXT,
+        task_type TEXT,
+        customer_id TEXT,
+        project_id TEXT,
+        agent TEXT,
+        cost_usd TEXT,
+        cost_status TEXT,
+        provider TEXT,
+        model TEXT,
+        service TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cache_read_tokens INTEGER,
+        reasoning_tokens INTEGER,
+        attributes TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        scope_name TEXT,
+        scope_version TEXT,
+        sync_state INTEGER NOT NULL DEFAULT 0 CHECK (sync_state IN (0, 1, 2)),
+        synced_at INTEGER,
+        created_at INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_expires_ns INTEGER,
+        sync_error TEXT
+    )
+    """,
+    # The columns match the version 4 table one for one and spans_v5 has no index yet,
+    # so SQLite copies each stored record as it is (its "transfer optimization"). That
+    # took 1.3 s for 200,000 rows here, and 4 s with the columns named.
+    "INSERT INTO spans_v5 SELECT * FROM spans",
+    # Dropping the table drops its indexes with it.
+    "DROP TABLE spans",
+    "ALTER TABLE spans_v5 RENAME TO spans",
+    "CREATE UNIQUE INDEX spans_end_ids ON spans (end_ns, trace_id, span_id)",
+    "CREATE UNIQUE INDEX spans_unended_ids ON spans (trace_id, span_id) WHERE end_ns IS NULL",
+    "CREATE INDEX spans_sync_state ON spans (sync_state)",
+    "CREATE INDEX spans_event_type_end ON spans (event_type, end_ns)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _MIGRATION_1,
     _MIGRATION_2,
     _MIGRATION_3,
     _MIGRATION_4,
+    _MIGRATION_5,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -248,27 +316,58 @@ def migrate(connection: sqlite3.Connection, path: Path) -> int:
     The connection must be in autocommit mode (``isolation_level=None``). Each
     step runs in its own ``BEGIN IMMEDIATE`` transaction and re-reads the
     version inside it, so two processes opening a new file at once apply each
-    migration only once.
+    migration only once. A process that finds a migration pending waits up to
+    ``MIGRATION_WAIT_SECONDS`` for the write lock, because another process may be
+    rebuilding a large table under it.
     """
-    check_schema_version(read_schema_version(connection), path)
+    found = read_schema_version(connection)
+    check_schema_version(found, path)
+    if found == SCHEMA_VERSION:
+        # The version never goes down, so a current file needs no write lock.
+        return found
+    deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
     while True:
-        connection.execute("BEGIN IMMEDIATE")
+        _begin_immediate(connection, deadline)
         try:
             version = read_schema_version(connection)
             check_schema_version(version, path)
             if version == SCHEMA_VERSION:
                 connection.execute("COMMIT")
                 return version
+            started = time.monotonic()
             for statement in MIGRATIONS[version]:
                 connection.execute(statement)
             # user_version is part of the file header, so it commits or rolls
             # back together with the statements above.
             connection.execute(f"PRAGMA user_version = {version + 1}")
             connection.execute("COMMIT")
+            if version > 0:
+                logger.info(
+                    "dexcost upgraded buffer %s to schema version %d in %.1f s",
+                    path,
+                    version + 1,
+                    time.monotonic() - started,
+                )
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+
+# How long ``migrate`` waits for another connection's write lock. Rebuilding the spans
+# table of a 200,000-row buffer (migration 5) held it for 6.7-8.9 s on a 2-core machine.
+MIGRATION_WAIT_SECONDS: Final = 120.0
+
+
+def _begin_immediate(connection: sqlite3.Connection, deadline: float) -> None:
+    """Start a write transaction, retrying while another connection holds the lock."""
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
 
 
 # --- span conversion ---
@@ -310,6 +409,16 @@ def _decimal_text(value: object) -> str | None:
     except InvalidOperation:
         return None
     return text if amount.is_finite() else None
+
+
+@functools.lru_cache(maxsize=256)
+def _decimal_str(value: str) -> str | None:
+    """Return ``_decimal_text(value)`` for a string, caching recent results.
+
+    Calls of one model with the same token counts cost the same, so a few strings
+    recur. Checking one with Decimal takes about 0.5 us, and a cache hit under 0.1 us.
+    """
+    return _decimal_text(value)
 
 
 def _json_ready(value: object) -> object:
@@ -421,13 +530,15 @@ def span_to_row(span: ReadableSpan, stored_at_ns: int | None = None) -> tuple[An
     attributes = _plain_attributes(span.attributes)
     get = attributes.get
     texts: list[object] = [get(key) for key in _TEXT_KEYS]
-    for index, value in enumerate(texts):
+    for value in texts:
         if value is not None and type(value) is not str:
-            texts[index] = _text(value)
+            texts = [_text(item) for item in texts]
+            break
     tokens: list[object] = [get(key) for key in _TOKEN_KEYS]
-    for index, value in enumerate(tokens):
+    for value in tokens:
         if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
-            tokens[index] = _integer(value)
+            tokens = [_integer(item) for item in tokens]
+            break
     event_type = get(semconv.EVENT_TYPE)
     if event_type is not None and type(event_type) is not str:
         event_type = _text(event_type)
@@ -446,9 +557,10 @@ def span_to_row(span: ReadableSpan, stored_at_ns: int | None = None) -> tuple[An
     status = span.status
     scope = span.instrumentation_scope
     return (
-        format(span_context.trace_id, "032x"),
-        format(span_context.span_id, "016x"),
-        None if parent is None else format(parent.span_id, "016x"),
+        # %-formatting gives the same text as format() in half the time (0.13 us).
+        "%032x" % span_context.trace_id,  # noqa: UP031
+        "%016x" % span_context.span_id,  # noqa: UP031
+        None if parent is None else "%016x" % parent.span_id,  # noqa: UP031
         span.name,
         # _value_ is the member's value without the descriptor that .value goes through.
         span.kind._value_,
@@ -458,7 +570,7 @@ def span_to_row(span: ReadableSpan, stored_at_ns: int | None = None) -> tuple[An
         status.description,
         event_type,
         *texts,
-        _decimal_text(cost),
+        _decimal_str(cost) if type(cost) is str else _decimal_text(cost),
         cost_status if type(cost_status) is str else _text(cost_status),
         provider if type(provider) is str else _text(provider),
         model,
