@@ -212,3 +212,44 @@ def test_open_waits_for_long_migration_lock(
     with closing(sqlite3.connect(path)) as connection:
         version = buffer_schema.read_schema_version(connection)
     assert version == buffer_schema.SCHEMA_VERSION
+
+
+def _version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as connection:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_init_check_leaves_rebuild_to_writer(tmp_path: Path) -> None:
+    """init() reads a version 4 buffer's rates without rebuilding its spans table."""
+    from dexcost.runtime import _check_buffer
+
+    path = tmp_path / "v4.db"
+    build_v4_file(path)
+
+    _check_buffer(path)
+
+    assert _version(path) == V4
+
+
+def test_writer_rebuilds_after_init(tmp_path: Path) -> None:
+    import dexcost
+
+    path = tmp_path / "v4.db"
+    build_v4_file(path)
+    dexcost.init(storage="local", buffer_path=str(path), auto_instrument=[])
+    try:
+        dexcost.record_cost("maps", "0.005")
+        assert dexcost.flush(timeout=30)
+    finally:
+        dexcost.shutdown()
+
+    assert _version(path) == len(MIGRATIONS)
+    assert len(dump(path, "spans", "id")) == 11  # nine from version 4, the event and its task
+
+
+def test_deferred_open_migrates_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+
+    Buffer.open(path, defer_rebuild=True).close()
+
+    assert _version(path) == len(MIGRATIONS)
