@@ -10,16 +10,21 @@ Three modes (``--modes``, all by default):
   once they stopped, and the peak queue. The recording threads and the writer share one
   GIL, so this shows that limit: the writer cannot store more than is recorded, and
   gets little GIL time while 4 threads record without pause.
-- drain: 19,000 captured ``record_llm_call`` spans are queued while the writer is held
+- drain: 19,000 captured ``record_llm_call`` events are queued while the writer is held
   off its I/O lock, then ``force_flush`` is timed, ``--runs`` times into a fresh file and
   ``--runs`` times into a copy of a file that already holds ``--populated-rows`` rows.
-- paced: the budget. ``--threads`` threads hand pre-built spans (copies of the captured
-  spans with new ids and end times) to the processor's ``on_end`` at ``--rate`` spans/s
-  in total for ``--seconds``, alternating a fresh file and a populated one, ``--runs``
-  times each. PASS needs no drop, every span stored, the queue empty within ``--grace``
-  seconds of the feed stopping, and stored/s (spans stored over the feeding time) at
-  least ``--rate``. It also reports the writer's time per span in ``insert_spans``, wall
-  and CPU, and the share of the run it spent there.
+- paced: the budget. ``--threads`` threads hand pre-built events (copies of the captured
+  ones with their own attributes and later end times) to the processor's ``on_event`` at
+  ``--rate`` events/s in total for ``--seconds``, alternating a fresh file and a
+  populated one, ``--runs`` times each. PASS needs no drop, every event stored, the queue
+  empty within ``--grace`` seconds of the feed stopping, and stored/s (events stored
+  over the feeding time) at least ``--rate``. It also reports the writer's time per
+  event in the processor's ``_store`` (conversion and SQLite), wall and CPU, and the
+  share of the run it spent there.
+
+By default the drain and paced modes queue events as ``emit_event`` queues them when
+the buffer is their only reader, and the writer turns each into a row. ``--feed spans``
+queues finished spans instead, as with the development console or ``export_to_otel``.
 
 The populated file is built with SQL from one stored span: random ids, end times 1 ms
 apart, all rows synced. ``--migration`` also times opening a version 4 buffer of
@@ -42,6 +47,7 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import _common
 from opentelemetry.sdk.trace import ReadableSpan
@@ -128,8 +134,12 @@ def one_run(buffer_path: Path, threads: int, seconds: float) -> dict[str, float]
     }
 
 
-def capture_spans(folder: Path, count: int) -> list[ReadableSpan]:
-    """Return ``count`` finished ``record_llm_call`` spans, captured instead of stored."""
+def capture_events(folder: Path, count: int) -> list[Any]:
+    """Return ``count`` ``record_llm_call`` events as queued, captured instead of stored.
+
+    Each is the tuple ``emit_event`` hands to the processor's ``on_event``; the writer
+    thread turns it into a row (``event_to_row``).
+    """
     import dexcost
     from dexcost import semconv
     from dexcost.runtime import current_runtime
@@ -137,13 +147,40 @@ def capture_spans(folder: Path, count: int) -> list[ReadableSpan]:
     dexcost.init(storage="local", buffer_path=str(folder / "capture.db"))
     runtime = current_runtime()
     assert runtime is not None
-    captured: list[ReadableSpan] = []
-    runtime.processor.on_end = captured.append  # type: ignore[method-assign]
+    captured: list[Any] = []
+    runtime.processor.on_event = captured.append  # type: ignore[attr-defined]
     with dexcost.task("bench_buffer", customer_id="customer-0") as tracked:
         for _ in range(count):
             tracked.record_llm_call("openai", "gpt-4o-mini", 1200, 300, cached_tokens=200)
     dexcost.shutdown()
-    return [span for span in captured if span.attributes.get(semconv.EVENT_TYPE) == "llm_call"]
+    return [item for item in captured if type(item) is tuple and item[2] == semconv.LLM_CALL]
+
+
+def event_copy(template: Any, end_ns: int | None = None) -> Any:
+    """Return a copy of a queued event with its own attributes, ending at ``end_ns``."""
+    start, end = template[11], template[12]
+    if end_ns is not None:
+        start, end = end_ns - (end - start), end_ns
+    return (*template[:3], dict(template[3]), *template[4:11], start, end, *template[13:])
+
+
+def fresh_events(templates: list[Any], count: int, first_end_ns: int, step_ns: int) -> list[Any]:
+    """Return ``count`` copies of the templates, ending ``step_ns`` apart.
+
+    The writer gives each a new span id (and trace id, as the events have no parent
+    span), as it does for every event.
+    """
+    return [
+        event_copy(templates[index % len(templates)], first_end_ns + index * step_ns)
+        for index in range(count)
+    ]
+
+
+def span_templates(events: list[Any]) -> list[ReadableSpan]:
+    """Return the spans the first few events make, as a console or export would see them."""
+    from dexcost.events import build_span
+
+    return [build_span(event_copy(event)) for event in events[:16]]
 
 
 def fresh_copies(
@@ -238,71 +275,85 @@ def start_file(folder: Path, name: str, populated: Path | None) -> Path:
 
 
 def queued_drain(
-    folder: Path, spans: list[ReadableSpan], runs: int, populated: Path | None = None
+    folder: Path, items: list[Any], runs: int, populated: Path | None = None
 ) -> list[float]:
-    """Return spans/s for the writer to store ``spans`` queued at once, once per run."""
+    """Return items/s for the writer to store ``items`` queued at once, once per run.
+
+    ``items`` are queued events or spans; events are copied per run, because storing
+    one completes its attributes in place.
+    """
     from dexcost.processor import DexcostSpanProcessor
 
     rates = []
     for run in range(runs):
+        batch = [event_copy(item) if type(item) is tuple else item for item in items]
         processor = DexcostSpanProcessor(start_file(folder, f"drain-{run}.db", populated))
         processor.force_flush()
-        with processor._io_lock:  # the writer waits here until every span is queued
-            for span in spans:
-                processor.on_end(span)
+        with processor._io_lock:  # the writer waits here until every item is queued
+            for item in batch:
+                processor.on_event(item)
         started = time.perf_counter()
         assert processor.force_flush(120_000)
-        rates.append(len(spans) / (time.perf_counter() - started))
+        rates.append(len(batch) / (time.perf_counter() - started))
         processor.shutdown()
     return rates
 
 
 def paced(
     path: Path,
-    templates: list[ReadableSpan],
+    templates: list[Any],
     rate: float,
     seconds: float,
     threads: int,
+    feed_spans: bool,
 ) -> dict[str, float]:
-    """Hand spans to the processor's ``on_end`` from ``threads`` threads at ``rate`` in total.
+    """Hand events to the processor's ``on_event`` from ``threads`` threads at ``rate`` in total.
+
+    The events are queued ``record_llm_call`` events, or with ``feed_spans`` finished
+    spans built from them (what the writer receives with a console or an export on).
 
     Each thread feeds its share on a fixed schedule: every ~2 ms it hands over the spans
     that are due by then, so a thread that was held up catches up. The spans are built
     before the clock starts. Returns the fed and stored counts and rates, the drops (the
     ``dropped_events`` counter), the peak queue and the flush time after feeding stops.
     """
-    from dexcost.buffer import Buffer
     from dexcost.processor import DexcostSpanProcessor
 
     # Time each store on the writer thread: wall time, the thread's CPU time and spans.
     stores: list[tuple[float, float, int]] = []
-    insert_spans = Buffer.insert_spans
+    store = DexcostSpanProcessor._store
 
-    def timed_insert(buffer: Buffer, spans: list[ReadableSpan]) -> int:
+    def timed_store(processor: DexcostSpanProcessor, buffer: Any, batch: list[Any]) -> bool:
+        count = len(batch)
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            return insert_spans(buffer, spans)
+            return store(processor, buffer, batch)
         finally:
-            stores.append((time.perf_counter() - wall, time.thread_time() - cpu, len(spans)))
+            stores.append((time.perf_counter() - wall, time.thread_time() - cpu, count))
 
     per_thread = int(rate * seconds / threads)
     step_ns = int(1e9 / rate)
     first_end = time.time_ns()
-    feeds = [
-        fresh_copies(templates, per_thread, first_end + index * step_ns, threads * step_ns)
-        for index in range(threads)
-    ]
+    feeds = []
+    for index in range(threads):
+        first = first_end + index * step_ns
+        if feed_spans:
+            feeds.append(
+                fresh_copies(span_templates(templates), per_thread, first, threads * step_ns)
+            )
+        else:
+            feeds.append(fresh_events(templates, per_thread, first, threads * step_ns))
     processor = DexcostSpanProcessor(path)
     processor.force_flush()  # the file is open and migrated before the clock starts
-    Buffer.insert_spans = timed_insert  # type: ignore[method-assign, assignment]
+    DexcostSpanProcessor._store = timed_store  # type: ignore[method-assign]
     fed = [0] * threads
     finished = [0.0] * threads
     ready = threading.Barrier(threads + 1)
     started = 0.0
 
     def feed(index: int) -> None:
-        spans = feeds[index]
-        on_end = processor.on_end
+        items = feeds[index]
+        on_event = processor.on_event
         thread_rate = rate / threads
         ready.wait()
         done = 0
@@ -310,7 +361,7 @@ def paced(
             # Span k is due k / thread_rate seconds after the start.
             due = min(per_thread, int((time.perf_counter() - started) * thread_rate) + 1)
             while done < due:
-                on_end(spans[done])
+                on_event(items[done])
                 done += 1
             fed[index] = done
             if done < per_thread:
@@ -333,7 +384,7 @@ def paced(
     flushed = processor.force_flush(120_000)
     flushed_at = time.perf_counter()
     processor.shutdown()
-    Buffer.insert_spans = insert_spans  # type: ignore[method-assign]
+    DexcostSpanProcessor._store = store  # type: ignore[method-assign]
     stored_spans = sum(count for _, _, count in stores) or 1
     with closing(sqlite3.connect(path)) as db:
         stored = db.execute(
@@ -358,7 +409,7 @@ def paced(
         # when every fed span was stored; the verdict also bounds the lag and the flush.
         "stored_rate": stored / seconds,
         "stored_rate_to_flush": stored / (flushed_at - started),
-        # The writer's cost per span in insert_spans (conversion and SQLite), and the
+        # The writer's cost per span in _store (conversion and SQLite), and the
         # share of the run it spent there: near 1 means it never waited for spans.
         "writer_us_per_span": sum(wall for wall, _, _ in stores) / stored_spans * 1e6,
         "writer_cpu_us_per_span": sum(cpu for _, cpu, _ in stores) / stored_spans * 1e6,
@@ -555,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="paced mode: seconds the queue may take to empty after the feed stops",
     )
+    parser.add_argument(
+        "--feed",
+        choices=("events", "spans"),
+        default="events",
+        help="drain and paced modes: queued events as recorded (default), or finished spans",
+    )
     parser.add_argument("--migration", action="store_true", help="also time the v4 migration")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -573,19 +630,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "tight" in modes:
             ok = tight_loop(args, tmp, report) and ok
-        templates = capture_spans(tmp, 19_000)
+        templates = capture_events(tmp, 19_000)
+        template_span = span_templates(templates)[0]
+        items = (
+            templates
+            if args.feed == "events"
+            else fresh_copies(span_templates(templates), len(templates), time.time_ns(), 1_000)
+        )
         populated = None
         if modes & {"drain", "paced"}:
             populated = tmp / "populated.db"
-            built = populated_file(populated, args.populated_rows, templates[0])
+            built = populated_file(populated, args.populated_rows, template_span)
             print(f"\npopulated file: {args.populated_rows:,} rows built in {built:.1f} s")
         if "drain" in modes:
             assert populated is not None
-            fresh = queued_drain(tmp, templates, args.runs)
-            full = queued_drain(tmp, templates, args.runs, populated)
+            fresh = queued_drain(tmp, items, args.runs)
+            full = queued_drain(tmp, items, args.runs, populated)
             for name, rates in (("fresh file", fresh), (f"{args.populated_rows:,} rows", full)):
                 print(
-                    f"queued drain of {len(templates):,} spans, {name}: "
+                    f"queued drain of {len(items):,} {args.feed}, {name}: "
                     f"{_common.median(rates):,.0f} spans/s median, runs "
                     + ", ".join(f"{rate:,.0f}" for rate in rates)
                 )
@@ -594,14 +657,21 @@ def main(argv: list[str] | None = None) -> int:
         if "paced" in modes:
             assert populated is not None
             print(
-                f"\npaced: {args.threads} threads hand {args.rate:,.0f} spans/s in total to "
-                f"on_end for {args.seconds:g} s, {args.runs} runs per file, alternating"
+                f"\npaced: {args.threads} threads hand {args.rate:,.0f} {args.feed}/s in total "
+                f"to on_event for {args.seconds:g} s, {args.runs} runs per file, alternating"
             )
             paced_runs: list[tuple[str, dict[str, float]]] = []
             for run in range(args.runs):
                 for name, source in (("fresh", None), ("populated", populated)):
                     path = start_file(tmp, f"paced-{name}-{run}.db", source)
-                    result = paced(path, templates, args.rate, args.seconds, args.threads)
+                    result = paced(
+                        path,
+                        templates,
+                        args.rate,
+                        args.seconds,
+                        args.threads,
+                        feed_spans=args.feed == "spans",
+                    )
                     result["load_at_end"] = os.getloadavg()[0]
                     paced_runs.append((name, result))
                     path.unlink()
@@ -617,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             report["paced"] = [{"file": name, **result} for name, result in paced_runs]
         if args.migration:
-            seconds = time_migration(tmp, args.populated_rows, templates[0])
+            seconds = time_migration(tmp, args.populated_rows, template_span)
             if seconds is not None:
                 print(
                     f"\nopening a version 4 buffer of {args.populated_rows:,} rows (migration): "

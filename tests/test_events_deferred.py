@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 import dexcost
 from dexcost import errors
@@ -122,15 +122,15 @@ def test_failed_write_keeps_span_ids(buffer_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(processor_module, "_RETRY_DELAY_SECONDS", 0.01)
     monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
     attempts: list[list[int]] = []
-    original = Buffer.insert_spans
+    original = Buffer.insert_rows
 
-    def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
-        attempts.append([span.context.span_id for span in spans if span.context is not None])
+    def insert_rows(buffer: Buffer, rows: Sequence[tuple[Any, ...]]) -> int:
+        attempts.append([int(row[1], 16) for row in rows])  # the span_id column
         if len(attempts) == 1:
             raise sqlite3.OperationalError("disk I/O error")
-        return original(buffer, spans)
+        return original(buffer, rows)
 
-    monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
+    monkeypatch.setattr(Buffer, "insert_rows", insert_rows)
     dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
     try:
         with dexcost.task("batch") as tracked:

@@ -94,7 +94,7 @@ def tracing(buffer_path: Path) -> Iterator[PrivateTracing]:
 
 
 class GatedInserts:
-    """Replaces Buffer.insert_spans with a version where each call waits for a permit.
+    """Replaces Buffer.insert_rows with a version where each call waits for a permit.
 
     ``wait_entered`` returns once the writer is inside a call. The writer then stays in
     that call until the test calls ``release_one`` or ``release_all``.
@@ -103,17 +103,17 @@ class GatedInserts:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self._entered: queue.Queue[int] = queue.Queue()
         self._permits = threading.Semaphore(0)
-        original = Buffer.insert_spans
+        original = Buffer.insert_rows
 
-        def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
-            self._entered.put(len(spans))
+        def insert_rows(buffer: Buffer, rows: Sequence[tuple[object, ...]]) -> int:
+            self._entered.put(len(rows))
             self._permits.acquire(timeout=WAIT_SECONDS)
-            return original(buffer, spans)
+            return original(buffer, rows)
 
-        monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
+        monkeypatch.setattr(Buffer, "insert_rows", insert_rows)
 
     def wait_entered(self) -> int:
-        """Wait until the writer calls insert_spans and return the batch size."""
+        """Wait until the writer calls insert_rows and return the batch size."""
         return self._entered.get(timeout=WAIT_SECONDS)
 
     def release_one(self) -> None:
@@ -194,15 +194,15 @@ def test_failed_transaction_requeued_in_order(
     monkeypatch.setattr(processor_module, "_RETRY_DELAY_SECONDS", 0.01)
     monkeypatch.setattr(errors, "RAISE_INTERNAL_ERRORS", False)
     calls: list[int] = []
-    original = Buffer.insert_spans
+    original = Buffer.insert_rows
 
-    def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
-        calls.append(len(spans))
+    def insert_rows(buffer: Buffer, rows: Sequence[tuple[object, ...]]) -> int:
+        calls.append(len(rows))
         if len(calls) == 2:
             raise sqlite3.OperationalError("disk I/O error")
-        return original(buffer, spans)
+        return original(buffer, rows)
 
-    monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
+    monkeypatch.setattr(Buffer, "insert_rows", insert_rows)
     tracing = PrivateTracing(DexcostSpanProcessor(buffer_path))
     try:
         tracing.end_spans(250)
@@ -457,21 +457,21 @@ def test_no_drops_stores_no_counter(tracing: PrivateTracing, buffer_path: Path) 
 
 
 class InsertContextProbe:
-    """Wraps Buffer.insert_spans to record the OTel context the writer calls it in."""
+    """Wraps Buffer.insert_rows to record the OTel context the writer calls it in."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.suppressed: list[object] = []
         self.baggage: list[dict[str, object]] = []
         self.span_valid: list[bool] = []
-        original = Buffer.insert_spans
+        original = Buffer.insert_rows
 
-        def insert_spans(buffer: Buffer, spans: Sequence[ReadableSpan]) -> int:
+        def insert_rows(buffer: Buffer, rows: Sequence[tuple[object, ...]]) -> int:
             self.suppressed.append(otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY))
             self.baggage.append(dict(baggage.get_all()))
             self.span_valid.append(trace.get_current_span().get_span_context().is_valid)
-            return original(buffer, spans)
+            return original(buffer, rows)
 
-        monkeypatch.setattr(Buffer, "insert_spans", insert_spans)
+        monkeypatch.setattr(Buffer, "insert_rows", insert_rows)
 
 
 class ContextCopyingThread(threading.Thread):

@@ -336,6 +336,10 @@ class Buffer:
                 rows.append(span_to_row(span, stored_at))
             except (AttributeError, TypeError, ValueError):
                 errors.log_internal_error("converting a span for the buffer")
+        return self.insert_rows(rows)
+
+    def insert_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Store rows made by ``span_to_row`` in one transaction, like :meth:`insert_spans`."""
         if not rows:
             return 0
         try:

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from dexcost import errors
 from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting
-from dexcost.events import PendingEvent, build_span
+from dexcost.buffer_schema import span_to_row
+from dexcost.events import PendingEvent, event_to_row
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,16 @@ class _FlushMarker:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class _Row(tuple):  # type: ignore[type-arg]
+    """A queued item already converted to its buffer row (after a failed write)."""
+
+    __slots__ = ()
+
+
+# What the writer's queue carries besides flush markers.
+QueueItem = ReadableSpan | PendingEvent | _Row
 
 
 class DexcostSpanProcessor(SpanProcessor):
@@ -130,7 +141,7 @@ class DexcostSpanProcessor(SpanProcessor):
         # True while the writer has spans it took off the queue but has not stored yet.
         self._draining = False
         self._next_prune = 0.0
-        self._queue: deque[ReadableSpan | PendingEvent | _FlushMarker] = deque()
+        self._queue: deque[QueueItem | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dexcost-buffer-writer", daemon=True)
@@ -253,7 +264,7 @@ class DexcostSpanProcessor(SpanProcessor):
         return _identity(self.buffer_path) != self._file_identity
 
     def _drain(self, buffer: Buffer) -> None:
-        batch: list[ReadableSpan | PendingEvent] = []
+        batch: list[QueueItem] = []
         markers: list[_FlushMarker] = []
         while self._queue:
             item = self._queue.popleft()
@@ -280,11 +291,11 @@ class DexcostSpanProcessor(SpanProcessor):
         self._store_counters(buffer)
         self._release(markers)
 
-    def _store(self, buffer: Buffer, batch: list[ReadableSpan | PendingEvent]) -> bool:
+    def _store(self, buffer: Buffer, batch: list[QueueItem]) -> bool:
         try:
-            # Built once: a batch put back after a failed write keeps its span ids.
-            batch[:] = _spans(batch)
-            buffer.insert_spans(batch)  # type: ignore[arg-type]
+            # Converted once: a batch put back after a failed write keeps its span ids.
+            batch[:] = _rows(batch, time.time_ns())
+            buffer.insert_rows(batch)  # type: ignore[arg-type]
             return True
         except Exception:
             errors.log_internal_error(f"writing cost events to {self.buffer_path}")
@@ -317,9 +328,7 @@ class DexcostSpanProcessor(SpanProcessor):
                 self._max_rows,
             )
 
-    def _requeue(
-        self, batch: list[ReadableSpan | PendingEvent], markers: list[_FlushMarker]
-    ) -> None:
+    def _requeue(self, batch: list[QueueItem], markers: list[_FlushMarker]) -> None:
         # Put the unwritten spans back at the front, in order, and retry shortly. The
         # queue may exceed its bound by one batch here: keeping data wins over the bound.
         self._queue.extendleft(reversed([*batch, *markers]))
@@ -349,7 +358,7 @@ class DexcostSpanProcessor(SpanProcessor):
                 self._dropped += dropped
             errors.log_internal_error("storing dexcost counters")
 
-    def _write_late(self, event: ReadableSpan | PendingEvent) -> None:
+    def _write_late(self, event: QueueItem) -> None:
         """Store a span that ended after shutdown (e.g. a stream finished late) directly."""
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
@@ -358,27 +367,32 @@ class DexcostSpanProcessor(SpanProcessor):
         finally:
             otel_context.detach(token)
 
-    def _store_late(self, event: ReadableSpan | PendingEvent) -> None:
+    def _store_late(self, event: QueueItem) -> None:
         buffer = Buffer.open(self.buffer_path)
         try:
-            buffer.insert_spans(_spans([event]))
+            buffer.insert_rows(_rows([event], time.time_ns()))
         finally:
             buffer.close()
 
 
-def _spans(batch: Sequence[ReadableSpan | PendingEvent]) -> list[ReadableSpan]:
-    """Return the spans of ``batch``, building those of the events queued unbuilt.
+def _rows(batch: Sequence[QueueItem], stored_at_ns: int) -> list[_Row]:
+    """Return the buffer rows of ``batch``, in order.
 
-    An event whose span cannot be built is reported as an internal error and left
-    out, so it cannot keep the rest of the batch from being stored.
+    Spans are converted with ``span_to_row`` and queued events with ``event_to_row``,
+    which gives the same row without making the span object. An item that cannot be
+    converted is reported as an internal error and left out, so it cannot keep the
+    rest of the batch from being stored.
     """
-    spans: list[ReadableSpan] = []
+    rows: list[_Row] = []
     for item in batch:
-        if type(item) is not tuple:
-            spans.append(item)  # type: ignore[arg-type]
-            continue
+        kind = type(item)
         try:
-            spans.append(build_span(item))
+            if kind is _Row:
+                rows.append(item)  # type: ignore[arg-type]
+            elif kind is tuple:
+                rows.append(_Row(event_to_row(item, stored_at_ns)))  # type: ignore[arg-type]
+            else:
+                rows.append(_Row(span_to_row(item, stored_at_ns)))  # type: ignore[arg-type]
         except Exception:
-            errors.log_internal_error("building the span of a cost event")
-    return spans
+            errors.log_internal_error("converting a cost event for the buffer")
+    return rows
