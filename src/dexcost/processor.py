@@ -71,7 +71,7 @@ class _Row(tuple):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-# What the writer's queue carries besides flush markers.
+# Items of the writer's queue, besides flush markers.
 QueueItem = ReadableSpan | PendingEvent | _Row
 
 

@@ -226,9 +226,7 @@ def _gated_function(
 # identity. An attribute on the function would not do: a library that wraps it with
 # functools.wraps (OpenTelemetry's requests instrumentation does) copies the
 # function's __dict__, and its own function would then pass for dexcost's.
-_FUNCTION_GATES: weakref.WeakKeyDictionary[Callable[..., Any], _Gate] = (
-    weakref.WeakKeyDictionary()
-)
+_FUNCTION_GATES: weakref.WeakKeyDictionary[Callable[..., Any], _Gate] = weakref.WeakKeyDictionary()
 
 
 def gate_of(value: Any) -> _Gate | None:
