@@ -279,12 +279,8 @@ class Buffer:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path, *, defer_rebuild: bool = False) -> Buffer:
+    def open(cls, path: Path) -> Buffer:
         """Open or create the buffer at ``path``, switch it to WAL and apply migrations.
-
-        With ``defer_rebuild``, a migration that rebuilds a non-empty spans table is
-        left for a later open (see ``buffer_schema.migrate``); the buffer can then be
-        read, but only a fully migrated one may be written.
 
         Raises ``BufferSchemaError`` for a file written by a newer dexcost, and
         ``BufferOpenError`` when SQLite cannot open the file.
@@ -307,7 +303,7 @@ class Buffer:
                 connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
                 check_not_foreign(connection, path)
                 _configure(connection, path)
-                migrate(connection, path, defer_rebuild=defer_rebuild)
+                migrate(connection, path)
             except sqlite3.Error as error:
                 connection.close()
                 raise BufferOpenError(

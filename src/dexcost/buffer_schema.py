@@ -311,16 +311,8 @@ def check_not_foreign(connection: sqlite3.Connection, path: Path) -> None:
         )
 
 
-# Versions whose migration rebuilds the spans table: seconds of work on a large buffer.
-REBUILD_VERSIONS: Final = frozenset({5})
-
-
-def migrate(connection: sqlite3.Connection, path: Path, *, defer_rebuild: bool = False) -> int:
+def migrate(connection: sqlite3.Connection, path: Path) -> int:
     """Apply the pending migrations and return the schema version now in force.
-
-    With ``defer_rebuild``, migration stops before a version in ``REBUILD_VERSIONS``
-    while the spans table has rows, and the version reached is returned: ``init()``
-    opens the buffer that way, and leaves the long rebuild to the writer thread.
 
     The connection must be in autocommit mode (``isolation_level=None``). Each
     step runs in its own ``BEGIN IMMEDIATE`` transaction and re-reads the
@@ -340,9 +332,7 @@ def migrate(connection: sqlite3.Connection, path: Path, *, defer_rebuild: bool =
         try:
             version = read_schema_version(connection)
             check_schema_version(version, path)
-            if version == SCHEMA_VERSION or (
-                defer_rebuild and version + 1 in REBUILD_VERSIONS and _has_spans(connection)
-            ):
+            if version == SCHEMA_VERSION:
                 connection.execute("COMMIT")
                 return version
             started = time.monotonic()
@@ -363,10 +353,6 @@ def migrate(connection: sqlite3.Connection, path: Path, *, defer_rebuild: bool =
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-
-
-def _has_spans(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT 1 FROM spans LIMIT 1").fetchone() is not None
 
 
 # How long ``migrate`` waits for another connection's write lock. Rebuilding the spans

@@ -142,12 +142,10 @@ def _check_buffer(path: Path) -> rates_registry.StoredRates:
     Opening it here makes a file that cannot be a dexcost buffer fail init().
     Without this, a wrong ``buffer_path`` would only show up later, on the writer
     thread, as events that never get stored. A rate registry that cannot be read is
-    logged and left out, so it does not fail init(). A migration that rebuilds the
-    spans table (seconds for a large buffer) is left to the writer thread, so it
-    never delays the application's start.
+    logged and left out, so it does not fail init().
     """
     try:
-        buffer = Buffer.open(path, defer_rebuild=True)
+        buffer = Buffer.open(path)
     except BufferOpenError as error:
         raise ValueError(f"buffer_path: {error}") from None
     with buffer:

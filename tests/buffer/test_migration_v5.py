@@ -219,37 +219,19 @@ def _version(path: Path) -> int:
         return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
-def test_init_check_leaves_rebuild_to_writer(tmp_path: Path) -> None:
-    """init() reads a version 4 buffer's rates without rebuilding its spans table."""
-    from dexcost.runtime import _check_buffer
-
-    path = tmp_path / "v4.db"
-    build_v4_file(path)
-
-    _check_buffer(path)
-
-    assert _version(path) == V4
-
-
-def test_writer_rebuilds_after_init(tmp_path: Path) -> None:
+def test_init_rebuilds_before_returning(tmp_path: Path) -> None:
+    """A process that exits right after init() still stores its events in the new table."""
     import dexcost
 
     path = tmp_path / "v4.db"
     build_v4_file(path)
     dexcost.init(storage="local", buffer_path=str(path), auto_instrument=[])
     try:
+        migrated_at_init = _version(path)
         dexcost.record_cost("maps", "0.005")
         assert dexcost.flush(timeout=30)
     finally:
         dexcost.shutdown()
 
-    assert _version(path) == len(MIGRATIONS)
+    assert migrated_at_init == len(MIGRATIONS)
     assert len(dump(path, "spans", "id")) == 11  # nine from version 4, the event and its task
-
-
-def test_deferred_open_migrates_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "new.db"
-
-    Buffer.open(path, defer_rebuild=True).close()
-
-    assert _version(path) == len(MIGRATIONS)
