@@ -575,6 +575,34 @@ def test_forked_child_stores_llm_call(dx: dexcost.DexcostConfig, buffer_path: Pa
 
 @needs_fork
 @fork_warning_allowed
+def test_child_leaves_parent_session_tasks(dx: dexcost.DexcostConfig, buffer_path: Path) -> None:
+    """A child's shutdown does not end and store the session task it inherited."""
+    dexcost.set_context(customer_id="acme")
+    dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    assert dexcost.flush(WAIT_SECONDS)
+
+    pid = os.fork()
+    if pid == 0:
+        exit_code = 1
+        try:
+            dexcost.shutdown()
+            exit_code = 0
+        finally:
+            os._exit(exit_code)
+    assert _wait_for_child(pid) == 0
+    dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+    dexcost.shutdown()
+
+    with closing(sqlite3.connect(buffer_path)) as connection:
+        tasks = connection.execute(
+            "SELECT span_id, cost_usd FROM spans WHERE event_type = 'task'"
+        ).fetchall()
+    assert len(tasks) == 1
+    assert tasks[0][1] == "0.00072"
+
+
+@needs_fork
+@fork_warning_allowed
 def test_parent_keeps_storing_after_fork(dx: dexcost.DexcostConfig, buffer_path: Path) -> None:
     pid = os.fork()
     if pid == 0:

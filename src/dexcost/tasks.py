@@ -12,9 +12,11 @@ Costs recorded outside any task go to a long-lived *session task* per attributio
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -557,6 +559,24 @@ class SessionTasks:
         self._lock = threading.Lock()
         # Least recently used first: (task, time of its last event).
         self._open: OrderedDict[tuple[str | None, ...], tuple[TrackedTask, float]] = OrderedDict()
+        weak_self = weakref.ref(self)
+
+        def forget_in_child() -> None:
+            sessions = weak_self()
+            if sessions is not None:
+                sessions._forget_inherited()
+
+        os.register_at_fork(after_in_child=forget_in_child)
+
+    def _forget_inherited(self) -> None:
+        """Drop, without ending them, the session tasks a forked child inherited.
+
+        They belong to the parent, which ends and stores them. A child that ended its
+        copies too would store each of them a second time, with the same ids and the
+        parent's costs up to the fork. The child's own events start new session tasks.
+        """
+        self._lock = threading.Lock()
+        self._open = OrderedDict()
 
     def for_attribution(self, attribution: DexcostContext) -> TrackedTask:
         # Metadata varies per request, so it does not split session tasks.
