@@ -65,7 +65,7 @@ def https_proxy_for(host: str) -> Proxy | None:
 def parse_proxy_url(setting: str) -> Proxy | None:
     """Parse an ``HTTPS_PROXY`` value; log a warning and return None when it is unusable."""
     text = setting.strip()
-    if "://" not in text:
+    if text and "://" not in text:
         text = "http://" + text  # "proxy.internal:3128", as curl reads it
     try:
         parts = urlsplit(text)
@@ -78,7 +78,13 @@ def parse_proxy_url(setting: str) -> Proxy | None:
         )
         return None
     host = parts.hostname
-    if parts.scheme.lower() != "http" or not host:
+    if not host:
+        logger.warning(
+            "dexcost ignores HTTPS_PROXY: it names no proxy host; dexcost connects "
+            "directly. Set it to http://HOST:PORT"
+        )
+        return None
+    if parts.scheme.lower() != "http":
         logger.warning(
             "dexcost ignores HTTPS_PROXY with the scheme %r: only http:// proxies are "
             "supported, so dexcost connects directly. Set it to http://HOST:PORT",

@@ -210,6 +210,20 @@ def test_other_proxy_schemes_warn_and_connect_directly(
     assert "secret" not in caplog.text
 
 
+@pytest.mark.parametrize("setting", ["   ", "http://", "http://:3128", "http://u:secret@:3128"])
+def test_proxy_without_host_warns(
+    setting: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", setting)
+
+    with caplog.at_level(logging.WARNING, logger=proxy_module.__name__):
+        found = https_proxy_for("api.dexcost.example")
+
+    assert found is None
+    assert "names no proxy host" in caplog.text
+    assert "secret" not in caplog.text
+
+
 def test_invalid_port_warns_without_password(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
