@@ -612,6 +612,7 @@ def test_proxy_refusal_keeps_bundled_catalog(
     assert tls_server.targets == []
     (warning,) = _warnings(caplog)
     assert "407" in warning
+    assert "through the proxy 127.0.0.1:" in warning
     assert "wrong-secret" not in caplog.text
 
 

@@ -50,7 +50,7 @@ from dexcost._version import __version__
 from dexcost.catalog import loading
 from dexcost.catalog.schema import Catalog, parse_catalog
 from dexcost.config import catalog_url_problem
-from dexcost.proxy import https_connection, https_proxy_for
+from dexcost.proxy import Proxy, https_connection, https_proxy_for
 
 logger = logging.getLogger(__name__)
 
@@ -245,14 +245,14 @@ class _Deadline:
         self._timer.cancel()
 
 
-def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
+def _connection(
+    parts: SplitResult, timeout: float, proxy: Proxy | None
+) -> http.client.HTTPConnection:
     """Create a connection to the URL's host, not yet open. https verifies the certificate."""
     host = parts.hostname or ""
     if parts.scheme == "https":
         context = ssl.create_default_context()
-        return https_connection(
-            host, parts.port, timeout=timeout, context=context, proxy=https_proxy_for(host)
-        )
+        return https_connection(host, parts.port, timeout=timeout, context=context, proxy=proxy)
     return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 
@@ -264,8 +264,9 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
 
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy = https_proxy_for(parts.hostname or "") if parts.scheme == "https" else None
     try:
-        connection = _connection(parts, remaining)
+        connection = _connection(parts, remaining, proxy)
     except OSError as error:  # ssl.SSLError from a trust store that cannot be read
         raise FetchError(f"TLS setup failed ({error})") from None
 
@@ -292,7 +293,8 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
         # http.client quotes the URL only in InvalidURL messages, so those show the type.
         # The URL rule rejects such URLs before this point anyway.
         detail = type(error).__name__ if isinstance(error, http.client.InvalidURL) else error
-        raise FetchError(f"connection failed ({detail})") from None
+        via = "" if proxy is None else f" through the proxy {proxy.where()} (HTTPS_PROXY)"
+        raise FetchError(f"connection failed{via} ({detail})") from None
     finally:
         watch.cancel()
         connection.close()
