@@ -2,13 +2,13 @@
 
 A client wrapper calls :func:`lookup` (or :func:`lookup_url`) with the request's host.
 For most requests it returns None after one dict lookup, and the wrapper then only
-passes the call through. For a host the catalog knows, :meth:`Host.plan` matches the
+passes the call through. For a host the catalog lists, :meth:`Host.plan` matches the
 path and returns a :class:`Plan` for a billed request, made on the caller's thread so
 it contains the attribution and task in effect there. The wrapper sends the request
 with :func:`send_captured`, outside any guard, which hands the outcome to the
 client's record function or to :meth:`Plan.record_failure`.
 
-The answer for each host, and what pricing needs from each entry, are computed once
+The match result for each host, and the pricing facts of each entry, are computed once
 per configuration: a new catalog or new user rates replace the whole state, caches
 included, in one assignment.
 """
@@ -72,10 +72,10 @@ if TYPE_CHECKING:
 # parsing them would cost the application more time than the event is worth.
 MAX_BODY_BYTES: Final = 1_000_000
 
-# Hosts (and URL authorities) whose answer is cached. A cache is emptied when it is
+# Hosts (and URL authorities) whose match result is cached. A cache is emptied when it is
 # full, so a process that calls many hosts (a crawler) keeps a bounded memory.
 _CACHE_LIMIT: Final = 4096
-# Paths per host whose answer is cached; paths with ids in them would grow it forever.
+# Paths per host whose match result is cached; paths with ids would grow it forever.
 _PATHS_PER_HOST: Final = 1024
 
 # Set while a captured request is being sent, so the client library below the one
@@ -117,7 +117,7 @@ def _host_of(authority: str) -> str:
 
 
 class _Rule:
-    """What recording a request of one entry needs, computed once per entry."""
+    """The facts needed to record a request of one entry, computed once per entry."""
 
     __slots__ = (
         "bills_failed",
@@ -190,7 +190,7 @@ class _State:
         return found
 
     def _rule(self, entry: CatalogEntry) -> _Rule:
-        # Keyed by identity: the matcher holds every entry as long as this state lives.
+        # Keyed by identity: the matcher keeps every entry alive as long as this state.
         rule = self.rules.get(id(entry))
         if rule is None:
             rule = self.rules[id(entry)] = _Rule(entry)
@@ -298,7 +298,7 @@ def lookup_url(url: str) -> tuple[Host, str] | None:
 def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan | None:
     """Return the plan of a billed request, or None to let it pass with no event.
 
-    ``path`` may be a function, called only for a host the catalog knows, so an
+    ``path`` may be a function, called only for a host the catalog lists, so an
     unmatched request never pays for parsing its path.
     """
     found = lookup(host)
