@@ -551,6 +551,18 @@ def _wait_for_child(pid: int) -> int:
         time.sleep(0.01)
 
 
+def _run_in_child(action: Callable[[], int]) -> int:
+    """Fork, run ``action`` in the child and return the exit code it returned (1 if it raised)."""
+    pid = os.fork()
+    if pid == 0:
+        exit_code = 1
+        try:
+            exit_code = action()
+        finally:
+            os._exit(exit_code)
+    return _wait_for_child(pid)
+
+
 @needs_fork
 @fork_warning_allowed
 def test_forked_child_stores_llm_call(dx: dexcost.DexcostConfig, buffer_path: Path) -> None:
@@ -559,16 +571,12 @@ def test_forked_child_stores_llm_call(dx: dexcost.DexcostConfig, buffer_path: Pa
         t.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
     assert dexcost.flush(WAIT_SECONDS)
 
-    pid = os.fork()
-    if pid == 0:
-        exit_code = 1
-        try:
-            with dexcost.task("child_task") as child:
-                child.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
-            exit_code = 0 if dexcost.flush(WAIT_SECONDS) else 2
-        finally:
-            os._exit(exit_code)
-    _wait_for_child(pid)
+    def record_in_child() -> int:
+        with dexcost.task("child_task") as child:
+            child.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
+        return 0 if dexcost.flush(WAIT_SECONDS) else 2
+
+    _run_in_child(record_in_child)
 
     assert _llm_costs(buffer_path, "child_task") == ["0.00036"]
 
@@ -581,15 +589,11 @@ def test_child_leaves_parent_session_tasks(dx: dexcost.DexcostConfig, buffer_pat
     dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
     assert dexcost.flush(WAIT_SECONDS)
 
-    pid = os.fork()
-    if pid == 0:
-        exit_code = 1
-        try:
-            dexcost.shutdown()
-            exit_code = 0
-        finally:
-            os._exit(exit_code)
-    assert _wait_for_child(pid) == 0
+    def shut_down_in_child() -> int:
+        dexcost.shutdown()
+        return 0
+
+    assert _run_in_child(shut_down_in_child) == 0
     dexcost.record_llm_call("openai", "gpt-4o-mini", 1200, 300)
     dexcost.shutdown()
 

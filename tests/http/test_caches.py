@@ -1,6 +1,6 @@
-"""The answers the capture caches per host and path never outlive the catalog or rates.
+"""The match results the capture caches per host and path never outlive the catalog or rates.
 
-A request to a host or path no entry bills is answered from a cache the next time.
+A request to a host or path no entry bills is matched from a cache the next time.
 A new catalog (``use_catalog``, a remote catalog refresh) or a rate stored for the
 host before ``init()`` must still price the next request to it.
 """

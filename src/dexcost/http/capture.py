@@ -310,7 +310,7 @@ def plan(method: str, host: str | None, path: str | Callable[[], str]) -> Plan |
 class Host:
     """A host some entry bills: its routes in matching order, with their entries' rules.
 
-    The answer for each method and path is cached, so a request that repeats one
+    The match result for each method and path is cached, so a request that repeats one
     (the common case: an API has a few endpoints) costs one dict lookup.
     """
 
