@@ -24,7 +24,7 @@ from opentelemetry.trace import (
     get_current_span,
 )
 
-from dexcost import semconv
+from dexcost import errors, semconv
 from dexcost.attribution import DexcostContext, hash_customer_id
 from dexcost.buffer_schema import row_of
 from dexcost.pricing import format_usd
@@ -105,6 +105,45 @@ def attribution_attributes(
                 attributes[semconv.METADATA_PREFIX + key] = value
 
 
+def make_event(
+    runtime: Runtime,
+    *,
+    name: str,
+    event_type: str,
+    attributes: dict[str, AttributeValue],
+    attribution: DexcostContext,
+    task: TrackedTask,
+    cost: Decimal | None,
+    cost_status: str,
+    pricing_source: str | None = None,
+    parent: otel_context.Context | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    error_type: str | None = None,
+    kind: SpanKind = SpanKind.CLIENT,
+) -> PendingEvent:
+    """Return the :class:`PendingEvent` of one event, without storing it or adding its cost."""
+    if end_ns is None:
+        end_ns = time.time_ns()
+    return (
+        runtime,
+        name,
+        event_type,
+        attributes,
+        attribution,
+        task.task_id,
+        task.task_type,
+        cost,
+        cost_status,
+        pricing_source,
+        get_current_span(parent).get_span_context(),
+        end_ns if start_ns is None else start_ns,
+        end_ns,
+        error_type,
+        kind,
+    )
+
+
 def emit_event(
     runtime: Runtime,
     *,
@@ -135,25 +174,21 @@ def emit_event(
     console, an export or an in-memory processor reading spans as they end, the span
     is built and ended here.
     """
-    if end_ns is None:
-        end_ns = time.time_ns()
-    parent_span = get_current_span(parent).get_span_context()
-    event: PendingEvent = (
+    event = make_event(
         runtime,
-        name,
-        event_type,
-        attributes,
-        attribution,
-        task.task_id,
-        task.task_type,
-        cost,
-        cost_status,
-        pricing_source,
-        parent_span,
-        end_ns if start_ns is None else start_ns,
-        end_ns,
-        error_type,
-        kind,
+        name=name,
+        event_type=event_type,
+        attributes=attributes,
+        attribution=attribution,
+        task=task,
+        cost=cost,
+        cost_status=cost_status,
+        pricing_source=pricing_source,
+        parent=parent,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        error_type=error_type,
+        kind=kind,
     )
     sink = runtime.event_sink
     if sink is not None:
@@ -164,6 +199,43 @@ def emit_event(
     else:
         runtime.span_processor.on_end(build_span(event))
     task.add_event(cost, cost_status, cost_kind, tokens)
+
+
+class DeferredEvent:
+    """An event whose cost and task are worked out after the call that made it returned.
+
+    The application's thread keeps only what it alone knows: its context, the times
+    and the reply's status and body. :meth:`Runtime.settle` later turns that into a
+    :class:`PendingEvent` and adds the cost to its task, in the order the events were
+    recorded, on whichever thread asks first: the buffer's writer, about to store
+    the event, or a thread reading a task's totals. A subclass says how, in
+    :meth:`work_out`.
+    """
+
+    __slots__ = ("event", "runtime", "settled")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.event: PendingEvent | None = None
+        self.settled = False
+
+    def work_out(self) -> PendingEvent | None:
+        """Return the event to store, after adding its cost to its task; None for none."""
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Work the event out once; called by :meth:`Runtime.settle` under its lock."""
+        try:
+            self.event = self.work_out()
+        except Exception:
+            errors.log_internal_error("working out a cost event")
+        self.settled = True
+
+    def pending_event(self) -> PendingEvent | None:
+        """Return the event to store, settling every event recorded up to this one first."""
+        if not self.settled:
+            self.runtime.settle()
+        return self.event
 
 
 def _complete_attributes(event: PendingEvent) -> dict[str, AttributeValue]:

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from dexcost import errors
 from dexcost.buffer import MAX_ROWS_ENV, Buffer, max_rows_setting
 from dexcost.buffer_schema import span_to_row
-from dexcost.events import PendingEvent, event_to_row
+from dexcost.events import DeferredEvent, PendingEvent, event_to_row
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class _Row(tuple):  # type: ignore[type-arg]
 
 
 # Items of the writer's queue, besides flush markers.
-QueueItem = ReadableSpan | PendingEvent | _Row
+QueueItem = ReadableSpan | PendingEvent | DeferredEvent | _Row
 
 
 class DexcostSpanProcessor(SpanProcessor):
@@ -155,7 +155,7 @@ class DexcostSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         self.on_event(span)
 
-    def on_event(self, event: ReadableSpan | PendingEvent) -> None:
+    def on_event(self, event: ReadableSpan | PendingEvent | DeferredEvent) -> None:
         """Queue a finished span, or an event whose span the writer thread builds."""
         try:
             if self._shutdown:
@@ -379,7 +379,8 @@ def _rows(batch: Sequence[QueueItem], stored_at_ns: int) -> list[_Row]:
     """Return the buffer rows of ``batch``, in order.
 
     Spans are converted with ``span_to_row`` and queued events with ``event_to_row``,
-    which gives the same row without making the span object. An item that cannot be
+    which gives the same row without making the span object. A deferred event is
+    worked out first, if no other thread did it yet. An item that cannot be
     converted is reported as an internal error and left out, so it cannot keep the
     rest of the batch from being stored.
     """
@@ -391,6 +392,10 @@ def _rows(batch: Sequence[QueueItem], stored_at_ns: int) -> list[_Row]:
                 rows.append(item)  # type: ignore[arg-type]
             elif kind is tuple:
                 rows.append(_Row(event_to_row(item, stored_at_ns)))  # type: ignore[arg-type]
+            elif isinstance(item, DeferredEvent):
+                event = item.pending_event()
+                if event is not None:
+                    rows.append(_Row(event_to_row(event, stored_at_ns)))
             else:
                 rows.append(_Row(span_to_row(item, stored_at_ns)))  # type: ignore[arg-type]
         except Exception:

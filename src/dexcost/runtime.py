@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from dexcost.attribution import Privacy, set_privacy
 from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
 from dexcost.config import DexcostConfig
 from dexcost.console import ConsoleSpanPrinter
+from dexcost.events import DeferredEvent
 from dexcost.instrumentation.registry import ALL_SUPPORTED_INSTRUMENTS, InstrumentationManager
 from dexcost.processor import DexcostSpanProcessor
 from dexcost.rates import registry as rates_registry
@@ -45,6 +49,11 @@ logger = logging.getLogger(__name__)
 EXIT_FLUSH_TIMEOUT_SECONDS = 3.0
 # The name of HTTP cost capture (``track_http``) in set_library_patched().
 HTTP = "http"
+# Deferred events waiting, and the bytes of reply bodies they keep, past which the
+# recording thread works them out itself. This bounds their memory when the writer
+# falls behind, for example while another process holds the buffer's lock.
+MAX_UNSETTLED = 4096
+MAX_UNSETTLED_BYTES = 16 * 1024 * 1024
 
 
 class Runtime:
@@ -117,13 +126,63 @@ class Runtime:
         self.retry_engine: RetryHeuristicEngine | None = None
         if config.enable_retry_heuristics:
             self.retry_engine = RetryHeuristicEngine(config.retry_window, config.retry_threshold)
+        # Deferred events in the order they were recorded (see DeferredEvent).
+        self.unsettled: deque[DeferredEvent] = deque()
+        # About how many bytes of reply bodies they hold (updated without a lock).
+        self.unsettled_bytes = 0
+        # Reentrant: working an event out can end an idle session task, and ending a
+        # task settles first.
+        self._settle_lock = threading.RLock()
+        weak_self = weakref.ref(self)
+
+        def forget_in_child() -> None:
+            runtime = weak_self()
+            if runtime is not None:
+                # The parent works out and stores its own events; the lock may have
+                # been held by its writer at the fork.
+                runtime._settle_lock = threading.RLock()
+                runtime.unsettled = deque()
+                runtime.unsettled_bytes = 0
+
+        os.register_at_fork(after_in_child=forget_in_child)
+
+    def defer(self, event: DeferredEvent, held_bytes: int = 0) -> None:
+        """Queue ``event`` for the buffer, to be worked out off the caller's thread.
+
+        Only when :attr:`event_sink` is set: nothing else reads event spans as they end.
+        ``held_bytes`` is the size of the bodies ``event`` keeps until then.
+        """
+        unsettled = self.unsettled
+        unsettled.append(event)
+        self.event_sink.on_event(event)  # type: ignore[union-attr]
+        worker = self.sync_worker
+        if worker is not None:
+            worker.ensure_started()
+        if held_bytes:
+            self.unsettled_bytes += held_bytes
+        if len(unsettled) > MAX_UNSETTLED or self.unsettled_bytes > MAX_UNSETTLED_BYTES:
+            self.settle()
+
+    def settle(self) -> None:
+        """Work out every deferred event recorded so far, oldest first.
+
+        Each task read calls this first, so its totals include every event recorded
+        before the read, wherever it is in the buffer's queue.
+        """
+        with self._settle_lock:
+            unsettled = self.unsettled
+            while unsettled:
+                unsettled.popleft().settle()
+            self.unsettled_bytes = 0
 
     def flush(self, timeout: float) -> bool:
+        self.settle()
         self.sessions.end_idle()
         return self.processor.force_flush(int(timeout * 1000))
 
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        self.settle()
         self.sessions.end_all()
         if isinstance(self.processor, DexcostSpanProcessor):
             self.processor.shutdown(int(timeout * 1000))

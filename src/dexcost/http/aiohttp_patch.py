@@ -72,7 +72,7 @@ class _Pending:
         self.matched.record_response(
             self.status,
             headers=self.headers,
-            response_json=decode_json(body),
+            response_body=body,
             request_json=self.request_json,
         )
 

@@ -43,7 +43,15 @@ from dexcost.catalog.schema import (
     CatalogEntry,
     UnitsFrom,
 )
-from dexcost.events import EXTERNAL, AttributeValue, emit_event
+from dexcost.events import (
+    EXTERNAL,
+    NO_TOKENS,
+    AttributeValue,
+    DeferredEvent,
+    PendingEvent,
+    build_span,
+    make_event,
+)
 from dexcost.llm import sdk_call_in_progress
 from dexcost.rates import registry as rates_registry
 from dexcost.runtime import current_runtime
@@ -64,9 +72,7 @@ from dexcost.tasks import resolve_task
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
-    from dexcost.attribution import DexcostContext
     from dexcost.runtime import Runtime
-    from dexcost.tasks import TrackedTask
 
 # Bodies larger than this are not parsed for a unit count (usage_unknown instead):
 # parsing them would cost the application more time than the event is worth.
@@ -371,26 +377,35 @@ def _in_client_span(current: Context) -> bool:
     return span.is_recording() and getattr(span, "kind", None) is SpanKind.CLIENT
 
 
-class Plan:
+class Plan(DeferredEvent):
     """A matched request in flight; records at most one ``external_cost`` event.
 
     ``sent`` and ``streamed`` are set by the client wrapper for its record function:
     what it sent (the request, or its body) and whether the caller streams the reply.
+
+    The application's thread keeps the context and times of the request and the
+    reply's status and body. Reading the count from a body, pricing, attribution and the task are
+    worked out later (:class:`DeferredEvent`) when the event goes only to the buffer,
+    else right away.
     """
 
     __slots__ = (
-        "attribution",
-        "entry",
+        "context",
+        "end_ns",
+        "error_type",
+        "header",
         "host",
         "method",
-        "parent",
         "path",
+        "request_body",
+        "request_json",
+        "response_body",
+        "response_json",
         "rule",
-        "runtime",
         "sent",
         "start_ns",
+        "status",
         "streamed",
-        "task",
     )
 
     def __init__(
@@ -404,18 +419,19 @@ class Plan:
     ) -> None:
         self.start_ns = time.time_ns()
         self.runtime = runtime
+        self.event = None
+        self.settled = False
         self.host = host
         self.rule = rule
-        self.entry = rule.entry
         self.method = method
         self.path = path
+        self.context = current
         self.sent: Any = None
         self.streamed = False
-        attribution = current_attribution(current)
-        self.attribution: DexcostContext = attribution
-        task = resolve_task(runtime, current, attribution)
-        self.task: TrackedTask = task
-        self.parent = task.event_parent(current)
+
+    @property
+    def entry(self) -> CatalogEntry:
+        return self.rule.entry
 
     @property
     def units_from(self) -> UnitsFrom:
@@ -439,36 +455,37 @@ class Plan:
         headers: Mapping[str, Any] | None = None,
         response_json: Any = None,
         request_json: Any = None,
+        response_body: bytes | str | None = None,
+        request_body: bytes | str | None = None,
     ) -> None:
-        """Price and record a request that got a response with ``status``."""
-        rule = self.rule
-        units: Decimal | None
-        if status >= FIRST_FAILED_STATUS and not rule.bills_failed:
-            units = Decimal(0)
-        elif rule.fixed_units is not None:
-            # Priced once per entry, so only a rate the user stored is looked up.
-            if self.host.state.user_services:
-                cost, source = self._price(rule.fixed_units)
-            else:
-                cost, source = rule.fixed_cost, self.host.state.source
-            error = str(status) if status >= FIRST_FAILED_STATUS else None
-            self._emit(status, rule.fixed_units_attribute, cost, source, error)
-            return
+        """Record a request that got a response with ``status``.
+
+        The count comes from ``headers``, the decoded ``response_json`` or
+        ``request_json``, or the raw ``response_body`` or ``request_body``, which are
+        decoded only when the event is worked out. Only what the entry's rule reads
+        is needed.
+        """
+        self.end_ns = time.time_ns()
+        self.status: int | None = status
+        self.error_type: str | None = str(status) if status >= FIRST_FAILED_STATUS else None
+        name = self.rule.header
+        header = headers.get(name) if name is not None and headers is not None else None
+        self.header = header if isinstance(header, str) else None
+        self.response_json = response_json
+        self.request_json = request_json
+        body_bytes = 0
+        if response_body is not None:
+            body_bytes = len(response_body)
+            if body_bytes > MAX_BODY_BYTES:
+                # Too large to read a count from: usage_unknown, as decode_json gives.
+                response_body, body_bytes = None, 0
+        if request_body is not None and len(request_body) <= MAX_BODY_BYTES:
+            body_bytes += len(request_body)
         else:
-            name = rule.header
-            header = headers.get(name) if name is not None and headers is not None else None
-            units = read_units(
-                rule.units_from,
-                header=header if isinstance(header, str) else None,
-                response_json=response_json,
-                request_json=request_json,
-            )
-        error = str(status) if status >= FIRST_FAILED_STATUS else None
-        if units is None:
-            self._emit(status, None, None, None, error)
-        else:
-            cost, source = self._price(units)
-            self._emit(status, units_attribute(units), cost, source, error)
+            request_body = None
+        self.response_body = response_body
+        self.request_body = request_body
+        self._submit(body_bytes)
 
     def record_failure(self, exc: BaseException) -> None:
         """Record a request that raised before a response, if the service bills those.
@@ -476,19 +493,52 @@ class Plan:
         Without a response the units are unknown, even for a fixed count: whether
         the service charged a request that never got an answer is not known.
         """
-        if self.rule.bills_failed:
-            self._emit(None, None, None, None, type(exc).__qualname__)
+        if not self.rule.bills_failed:
+            return
+        self.end_ns = time.time_ns()
+        self.status = None
+        self.error_type = type(exc).__qualname__
+        self.header = None
+        self.response_json = self.request_json = None
+        self.response_body = self.request_body = None
+        self._submit(0)
 
-    def _emit(
-        self,
-        status: int | None,
-        units: int | float | None,
-        cost: Decimal | None,
-        source: str | None,
-        error_type: str | None,
-    ) -> None:
-        """Record the event: ``units`` is the count attribute, None when unknown."""
-        entry = self.entry
+    def _submit(self, held_bytes: int) -> None:
+        runtime = current_runtime() or self.runtime
+        self.runtime = runtime
+        if runtime.event_sink is not None:
+            runtime.defer(self, held_bytes)
+            return
+        # A console, an export or an in-memory processor reads the span as it ends.
+        self.settled = True
+        event = self.work_out()
+        runtime.span_processor.on_end(build_span(event))
+
+    def work_out(self) -> PendingEvent:
+        """Price the request, add its cost to its task and return its event."""
+        rule = self.rule
+        entry = rule.entry
+        status = self.status
+        units: Decimal | None
+        if status is None:
+            units = None
+        elif status >= FIRST_FAILED_STATUS and not rule.bills_failed:
+            units = _NOTHING
+        else:
+            units = rule.fixed_units
+            if units is None:
+                response_json = self.response_json
+                if response_json is None and self.response_body is not None:
+                    response_json = decode_json(self.response_body)
+                request_json = self.request_json
+                if request_json is None and self.request_body is not None:
+                    request_json = decode_json(self.request_body)
+                units = read_units(
+                    rule.units_from,
+                    header=self.header,
+                    response_json=response_json,
+                    request_json=request_json,
+                )
         attributes: dict[str, AttributeValue] = {
             SERVICE: entry.id,
             UNIT: entry.unit,
@@ -498,26 +548,44 @@ class Plan:
         }
         if status is not None:
             attributes[HTTP_STATUS_CODE] = status
+        cost: Decimal | None = None
+        source: str | None = None
         if units is not None:
-            attributes[UNITS] = units
-        emit_event(
-            current_runtime() or self.runtime,
-            name=self.rule.event_name,
+            if units is rule.fixed_units and not self.host.state.user_services:
+                # Priced once per entry.
+                cost, source = rule.fixed_cost, self.host.state.source
+                attributes[UNITS] = rule.fixed_units_attribute
+            else:
+                cost, source = self._price(units)
+                attributes[UNITS] = units_attribute(units)
+        runtime = self.runtime
+        current = self.context
+        attribution = current_attribution(current)
+        task = resolve_task(runtime, current, attribution)
+        cost_status = PRICED if cost is not None else USAGE_UNKNOWN
+        event = make_event(
+            runtime,
+            name=rule.event_name,
             event_type=EXTERNAL_COST,
             attributes=attributes,
-            attribution=self.attribution,
-            task=self.task,
+            attribution=attribution,
+            task=task,
             cost=cost,
-            cost_status=PRICED if cost is not None else USAGE_UNKNOWN,
-            cost_kind=EXTERNAL,
+            cost_status=cost_status,
             pricing_source=source,
-            parent=self.parent,
+            parent=task.event_parent(current),
             start_ns=self.start_ns,
-            error_type=error_type,
+            end_ns=self.end_ns,
+            error_type=self.error_type,
         )
+        task.add_event(cost, cost_status, EXTERNAL, NO_TOKENS)
+        # The queue may keep this object a while, so the bodies are released now.
+        self.sent = self.response_json = self.request_json = None
+        self.response_body = self.request_body = None
+        return event
 
     def _price(self, units: Decimal) -> tuple[Decimal, str]:
-        entry = self.entry
+        entry = self.rule.entry
         state = self.host.state
         user_services = state.user_services
         if user_services:
@@ -527,6 +595,9 @@ class Plan:
                     if priced is not None:
                         return priced
         return cost_of(entry, units), state.source
+
+
+_NOTHING: Final = Decimal(0)
 
 
 def units_attribute(units: Decimal) -> int | float:

@@ -15,7 +15,6 @@ from dexcost import errors
 from dexcost.http.capture import (
     IN_CAPTURE,
     Plan,
-    decode_json,
     lookup,
     send_captured,
     send_captured_async,
@@ -77,16 +76,16 @@ def _record(matched: Plan, response: Any) -> None:
         # A fixed count needs neither headers nor bodies.
         matched.record_response(status)
         return
-    response_json = None
+    response_body = None
     # send() reads the body unless asked to stream it; a streamed body is the
     # caller's to read, so it is never touched here.
     if not matched.streamed and matched.wants_response_body(status):
-        response_json = decode_json(_read_body(response))
-    request_json = None
+        response_body = _read_body(response)
+    request_body = None
     if matched.rule.reads_request:
-        request_json = decode_json(_read_body(matched.sent))
+        request_body = _read_body(matched.sent)
     matched.record_response(
-        status, headers=response.headers, response_json=response_json, request_json=request_json
+        status, headers=response.headers, response_body=response_body, request_body=request_body
     )
 
 

@@ -16,7 +16,6 @@ from dexcost import errors
 from dexcost.http.capture import (
     IN_CAPTURE,
     Plan,
-    decode_json,
     lookup_url,
     send_captured,
 )
@@ -65,16 +64,17 @@ def _record(matched: Plan, response: Any) -> None:
         # A fixed count needs neither headers nor bodies.
         matched.record_response(status)
         return
-    response_json = None
+    response_body = None
     # A streamed body belongs to the caller, who may read it only once. Any other
     # body was read by send() and is cached, so reading .content costs nothing.
     if not matched.streamed and matched.wants_response_body(status):
-        response_json = decode_json(response.content)
-    request_json = None
+        content = response.content
+        response_body = content if isinstance(content, bytes) else None
+    request_body = None
     if matched.rule.reads_request:
         body = matched.sent.body
         if isinstance(body, (bytes, str)):
-            request_json = decode_json(body)
+            request_body = body
     matched.record_response(
-        status, headers=response.headers, response_json=response_json, request_json=request_json
+        status, headers=response.headers, response_body=response_body, request_body=request_body
     )

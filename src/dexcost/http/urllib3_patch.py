@@ -19,7 +19,6 @@ from dexcost import errors
 from dexcost.http.capture import (
     IN_CAPTURE,
     Plan,
-    decode_json,
     lookup,
     lookup_url,
     path_only,
@@ -81,17 +80,17 @@ def _record(matched: Plan, response: Any) -> None:
         # A fixed count needs neither headers nor bodies.
         matched.record_response(status)
         return
-    response_json = None
+    response_body = None
     if matched.wants_response_body(status):
         # Only a preloaded body is read (preload_content=True, the default); reading
         # .data of any other response would consume the caller's stream.
         preloaded = getattr(response, "_body", None)
         if isinstance(preloaded, bytes):
-            response_json = decode_json(preloaded)
-    request_json = None
+            response_body = preloaded
+    request_body = None
     body = matched.sent
     if matched.rule.reads_request and isinstance(body, (bytes, str)):
-        request_json = decode_json(body)
+        request_body = body
     matched.record_response(
-        status, headers=response.headers, response_json=response_json, request_json=request_json
+        status, headers=response.headers, response_body=response_body, request_body=request_body
     )

@@ -1,0 +1,183 @@
+"""A priced request is worked out after the call returns, and no cost is lost or late.
+
+With the SQLite buffer as the only reader of event spans, the application's thread
+keeps the request's context, times and reply. The buffer's writer, or a thread that
+reads a task's totals first, then reads the count from the body, prices it and finds
+the task. A task's totals therefore include every request made before the read.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+import dexcost
+from dexcost import runtime as runtime_module
+from dexcost.http import capture
+from dexcost.processor import DexcostSpanProcessor
+from dexcost.runtime import Runtime, current_runtime
+
+from .fake_paid_api import COUNT_BODY, COUNT_COST, FIXED_COST, JSON_COST, FakePaidAPI
+
+
+def _runtime() -> Runtime:
+    runtime = current_runtime()
+    assert runtime is not None and isinstance(runtime.processor, DexcostSpanProcessor)
+    assert runtime.event_sink is runtime.processor
+    return runtime
+
+
+def _external_rows(path: Path) -> list[sqlite3.Row]:
+    with closing(sqlite3.connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        return list(
+            connection.execute("SELECT * FROM spans WHERE event_type = 'external_cost' ORDER BY id")
+        )
+
+
+@pytest.fixture
+def decoded_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Names of the threads that decoded a body, in order."""
+    names: list[str] = []
+    original = capture.decode_json
+
+    def decode_json(body: bytes | str | None) -> Any:
+        names.append(threading.current_thread().name)
+        return original(body)
+
+    monkeypatch.setattr(capture, "decode_json", decode_json)
+    yield names
+
+
+def test_writer_reads_count_off_caller_thread(
+    api: FakePaidAPI, dx: dexcost.DexcostConfig, buffer_path: Path, decoded_on: list[str]
+) -> None:
+    with dexcost.task("search", customer_id="acme") as tracked:
+        requests.get(f"{api.base_url}/json/search?q=secret")
+        # Nothing reads the task here, so only the writer works the event out. It
+        # stores what is queued at least every 0.2 s.
+        deadline = time.monotonic() + 10
+        while not _external_rows(buffer_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert decoded_on and threading.current_thread().name not in decoded_on
+        assert tracked.cost_usd == JSON_COST
+    (row,) = _external_rows(buffer_path)
+    assert Decimal(row["cost_usd"]) == JSON_COST
+    assert row["customer_id"] == "acme"
+    assert row["task_id"] == tracked.task_id
+
+
+@pytest.mark.parametrize(
+    ("send", "expected"),
+    [
+        (lambda base: requests.get(f"{base}/json/a"), JSON_COST),
+        (lambda base: httpx.get(f"{base}/fixed/a"), FIXED_COST),
+        (lambda base: httpx.post(f"{base}/count/a", json=COUNT_BODY), COUNT_COST),
+    ],
+    ids=["response-json", "fixed", "request-json"],
+)
+def test_task_read_includes_queued_request(
+    api: FakePaidAPI,
+    dx: dexcost.DexcostConfig,
+    buffer_path: Path,
+    send: Callable[[str], Any],
+    expected: Decimal,
+) -> None:
+    runtime = _runtime()
+    processor = runtime.processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    # The writer drains only while holding this lock, so it cannot take the event.
+    with processor._io_lock, dexcost.task("search") as tracked:
+        send(api.base_url)
+        queued = list(processor._queue)
+        assert len(queued) == 1 and isinstance(queued[0], capture.Plan)
+        assert not queued[0].settled
+        assert tracked.cost_usd == expected
+        assert tracked.totals()["external_cost_usd"] == expected
+        assert queued[0].settled
+    assert dexcost.flush(timeout=10)
+    (row,) = _external_rows(buffer_path)
+    assert Decimal(row["cost_usd"]) == expected
+    assert row["task_id"] == tracked.task_id
+
+
+def test_task_end_includes_queued_requests(
+    api: FakePaidAPI, dx: dexcost.DexcostConfig, buffer_path: Path
+) -> None:
+    processor = _runtime().processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with processor._io_lock, dexcost.task("search") as tracked:
+        for _ in range(3):
+            requests.get(f"{api.base_url}/json/a")
+    assert dexcost.flush(timeout=10)
+    with closing(sqlite3.connect(buffer_path)) as connection:
+        (total,) = connection.execute(
+            "SELECT cost_usd FROM spans WHERE event_type = 'task' AND task_id = ?",
+            (tracked.task_id,),
+        ).fetchone()
+    assert Decimal(total) == 3 * JSON_COST
+
+
+def test_late_request_goes_to_session_task(
+    api: FakePaidAPI, dx: dexcost.DexcostConfig, buffer_path: Path
+) -> None:
+    """A request that outlives its task is counted in the session task, not lost."""
+    with dexcost.task("search", customer_id="acme") as tracked:
+        inside = contextvars.copy_context()
+    inside.run(requests.get, f"{api.base_url}/json/late")
+    assert tracked.cost_usd == 0
+    assert dexcost.flush(timeout=10)
+    (row,) = _external_rows(buffer_path)
+    assert row["task_id"] != tracked.task_id
+    assert row["customer_id"] == "acme"
+    assert Decimal(row["cost_usd"]) == JSON_COST
+
+
+def test_too_many_waiting_settle_on_caller(
+    api: FakePaidAPI,
+    dx: dexcost.DexcostConfig,
+    buffer_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    decoded_on: list[str],
+) -> None:
+    """The bodies deferred events hold are bounded when the writer cannot keep up."""
+    monkeypatch.setattr(runtime_module, "MAX_UNSETTLED", 2)
+    runtime = _runtime()
+    processor = runtime.processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with processor._io_lock:
+        for _ in range(3):
+            requests.get(f"{api.base_url}/json/a")
+        assert not runtime.unsettled
+        assert decoded_on == [threading.current_thread().name] * 3
+    assert dexcost.flush(timeout=10)
+    assert [Decimal(row["cost_usd"]) for row in _external_rows(buffer_path)] == [JSON_COST] * 3
+
+
+def test_waiting_body_bytes_are_bounded(
+    dx: dexcost.DexcostConfig, monkeypatch: pytest.MonkeyPatch, decoded_on: list[str]
+) -> None:
+    monkeypatch.setattr(runtime_module, "MAX_UNSETTLED_BYTES", 100)
+    body = b'{"usage": {"credits": 7}, "pad": "' + b"x" * 200 + b'"}'
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    )
+    runtime = _runtime()
+    processor = runtime.processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with processor._io_lock, dexcost.task("search") as tracked:
+        client.get("http://127.0.0.1/json/a")
+        assert not runtime.unsettled
+        assert decoded_on == [threading.current_thread().name]
+        assert tracked.cost_usd == JSON_COST
