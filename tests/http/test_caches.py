@@ -192,3 +192,30 @@ def test_decode_json_agrees_with_json_loads(body: bytes | str) -> None:
 )
 def test_decode_json_invalid_is_none(body: bytes | str) -> None:
     assert capture.decode_json(body) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/fixed/a?q=1#part",
+        "https://127.0.0.1/fixed/a#part?q=1",
+        "http://127.0.0.1/fixed/a",
+        "http://user:secret@127.0.0.1/fixed/a",
+        "http://127.0.0.1?next=/fixed/a",
+        "http://127.0.0.1",
+        "HTTP://127.0.0.1/fixed/a",
+        "http://example.org/fixed/a?q=1",
+        "http://user@example.org@127.0.0.1/fixed/a",
+    ],
+)
+def test_cached_url_lookup_agrees_with_first(dx: Any, url: str) -> None:
+    """A URL looked up again, from the authority cache, gives the same host and path."""
+    capture.configure(build_catalog(), None, ())
+    first = capture.lookup_url(url)
+    again = capture.lookup_url(url)
+    if first is None:
+        assert again is None
+    else:
+        assert again is not None
+        assert again[0] is first[0]
+        assert again[1] == first[1] == capture.split_url(url)[1]

@@ -189,6 +189,10 @@ class _State:
         found = self.hosts.get(host)
         if found is None:
             found = self.learn_host(host)
+        if "@" in authority:
+            # Not cached: lookup_url's fast path compares everything between "://"
+            # and the first "/" with the cached authorities, user name included.
+            return found
         authorities = self.authorities
         if len(authorities) >= _CACHE_LIMIT:
             authorities = self.authorities = {}
@@ -289,6 +293,26 @@ def lookup_url(url: str) -> tuple[Host, str] | None:
     state = _state
     if state is None:
         return None
+    # The common case first: an http(s) URL whose authority, up to the first "/", was
+    # seen before. String searches cost half of the regex match.
+    if url.startswith("https://"):
+        start = 8
+    elif url.startswith("http://"):
+        start = 7
+    else:
+        start = 0
+    if start:
+        end = url.find("/", start)
+        if end != -1:
+            cached = state.authorities.get(url[start:end])
+            if cached is False:
+                return None
+            if cached is not None:
+                path_end = url.find("?", end)
+                if path_end == -1:
+                    path_end = len(url)
+                fragment = url.find("#", end, path_end)
+                return cached, url[end : path_end if fragment == -1 else fragment]
     found = _URL.match(url)
     if found is None:
         return None

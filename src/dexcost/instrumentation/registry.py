@@ -189,8 +189,16 @@ class _Gate:
         return wrapped(*args, **kwargs)
 
 
+# Builds the function that replaces a method, from the original and its gate.
+# It must call the original unchanged while the gate is off.
+MethodWrapperFactory = Callable[[types.FunctionType, "_Gate"], Callable[..., Any]]
+
+
 def _gated_function(
-    original: types.FunctionType, gate: _Gate, unless: ContextVar[bool] | None
+    original: types.FunctionType,
+    gate: _Gate,
+    unless: ContextVar[bool] | None,
+    factory: MethodWrapperFactory | None = None,
 ) -> Callable[..., Any]:
     """Return a plain function that runs ``gate`` around ``original``, a method.
 
@@ -198,11 +206,15 @@ def _gated_function(
     no proxy is bound on every attribute access, and no call goes through the gate
     object. Like a wrapt proxy it shows the original's name, docstring and attributes,
     and ``__wrapped__`` leads to the original. :func:`gate_of` finds its gate. While
-    ``unless`` is set, calls go straight to the original.
+    ``unless`` is set, calls go straight to the original. ``factory``, when given,
+    builds the function instead, for a method whose wrapper is worth writing as one
+    function with the method's own signature.
     """
     bind = types.MethodType
 
-    if unless is None:
+    if factory is not None:
+        gated = factory(original, gate)
+    elif unless is None:
 
         def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
             if gate.active:
@@ -329,6 +341,7 @@ class Instrumentor(ABC):
         *,
         method: bool = False,
         unless: ContextVar[bool] | None = None,
+        factory: MethodWrapperFactory | None = None,
     ) -> bool:
         """Wrap ``owner.name`` (a class or module attribute) with a wrapt function wrapper.
 
@@ -336,7 +349,9 @@ class Instrumentor(ABC):
         is wrapped with a plain function instead, which costs less per call; a
         coroutine function or anything else still gets a wrapt wrapper. That plain
         function skips ``wrapper`` while the context variable ``unless`` is set, so
-        ``wrapper`` must pass such calls through unchanged too.
+        ``wrapper`` must pass such calls through unchanged too. ``factory`` builds that
+        plain function instead (see :func:`_gated_function`); ``wrapper`` then serves
+        only where wrapt is used.
 
         Only attributes ``owner`` defines itself: a subclass that inherits a method is
         covered by the patch on its base, and patching both would record twice. A
@@ -361,7 +376,7 @@ class Instrumentor(ABC):
         holder = _innermost_wrapper(original, wrapt.FunctionWrapper)
         if holder is None:
             if method and _can_gate_as_function(original):
-                setattr(owner, name, _gated_function(original, gate, unless))
+                setattr(owner, name, _gated_function(original, gate, unless, factory))
             else:
                 wrapt.wrap_function_wrapper(owner, name, gate)
             self._wrapped.append((owner, name, original, gate, None))
@@ -371,7 +386,7 @@ class Instrumentor(ABC):
         # library's proxy of it) and both wrappers keep working.
         inner = holder.__wrapped__
         if method and _can_gate_as_function(inner):
-            holder.__wrapped__ = _gated_function(inner, gate, unless)
+            holder.__wrapped__ = _gated_function(inner, gate, unless, factory)
         else:
             holder.__wrapped__ = wrapt.FunctionWrapper(inner, gate)
         self._wrapped.append((owner, name, inner, gate, holder))
