@@ -200,6 +200,8 @@ def test_decode_json_invalid_is_none(body: bytes | str) -> None:
         "http://127.0.0.1:8080/fixed/a?q=1#part",
         "https://127.0.0.1/fixed/a#part?q=1",
         "http://127.0.0.1/fixed/a",
+        "http://127.0.0.1/",
+        "http://127.0.0.1//fixed/a?q=#",
         "http://user:secret@127.0.0.1/fixed/a",
         "http://127.0.0.1?next=/fixed/a",
         "http://127.0.0.1",
