@@ -181,3 +181,42 @@ def test_waiting_body_bytes_are_bounded(
         assert not runtime.unsettled
         assert decoded_on == [threading.current_thread().name]
         assert tracked.cost_usd == JSON_COST
+
+
+def test_threads_settle_without_loss(
+    dx: dexcost.DexcostConfig, buffer_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writer, readers and recording threads settling at once count each request once."""
+    monkeypatch.setattr(runtime_module, "MAX_UNSETTLED", 5)
+    body = b'{"usage": {"credits": 7}}'
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    )
+    threads_count, requests_each = 8, 40
+    seen_totals: list[Decimal] = []
+
+    with dexcost.task("crawl") as tracked:
+        inside = contextvars.copy_context()
+
+        def work() -> None:
+            for _ in range(requests_each):
+                client.get("http://127.0.0.1/json/a")
+                seen_totals.append(tracked.cost_usd)
+
+        threads = [
+            threading.Thread(target=inside.copy().run, args=(work,)) for _ in range(threads_count)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert tracked.event_count == threads_count * requests_each
+        assert tracked.cost_usd == threads_count * requests_each * JSON_COST
+
+    # A total read right after a request includes at least that thread's requests.
+    assert min(seen_totals) >= JSON_COST
+    assert dexcost.flush(timeout=10)
+    rows = _external_rows(buffer_path)
+    assert len(rows) == threads_count * requests_each
+    assert {Decimal(row["cost_usd"]) for row in rows} == {JSON_COST}
+    assert {row["task_id"] for row in rows} == {tracked.task_id}
