@@ -88,7 +88,9 @@ class DexcostSpanProcessor(SpanProcessor):
         self._reported_internal_errors = errors.internal_error_count()
         self._shutdown = False
         # Held by the writer around all SQLite work, and by fork() (see _before_fork).
-        self._io_lock = threading.Lock()
+        # Reentrant: working out a deferred event on the writer can end a session task,
+        # whose span is stored directly when it ends after shutdown began.
+        self._io_lock = threading.RLock()
         self._buffer: Buffer | None = None
         # (device, inode) of the buffer file when the writer opened it.
         self._file_identity: tuple[int, int] | None = None
@@ -108,7 +110,7 @@ class DexcostSpanProcessor(SpanProcessor):
         def after_fork_in_child() -> None:
             processor = weak_self()
             if processor is not None:
-                processor._io_lock = threading.Lock()
+                processor._io_lock = threading.RLock()
                 if not processor._shutdown:
                     processor._init_worker()
 

@@ -220,3 +220,35 @@ def test_threads_settle_without_loss(
     assert len(rows) == threads_count * requests_each
     assert {Decimal(row["cost_usd"]) for row in rows} == {JSON_COST}
     assert {row["task_id"] for row in rows} == {tracked.task_id}
+
+
+def test_writer_ends_session_task_after_shutdown(
+    api: FakePaidAPI, dx: dexcost.DexcostConfig, buffer_path: Path
+) -> None:
+    """The writer can end an idle session task while it stores after shutdown began.
+
+    Working out the second request ends the first customer's idle session task, and a
+    span that ends after shutdown is stored directly, under the writer's own I/O lock.
+    """
+    runtime = _runtime()
+    processor = runtime.processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    runtime.sessions._idle_seconds = 0.0
+    with processor._io_lock:
+        for customer in ("acme", "globex"):
+            dexcost.set_context(customer_id=customer)
+            requests.get(f"{api.base_url}/json/a")
+        # Shut the processor down while its writer waits for the lock.
+        stopper = threading.Thread(target=processor.shutdown, args=(200,))
+        stopper.start()
+        stopper.join(timeout=10)
+        assert not stopper.is_alive()
+    processor._thread.join(timeout=10)
+    assert not processor._thread.is_alive()
+    with closing(sqlite3.connect(buffer_path)) as connection:
+        stored = connection.execute(
+            "SELECT event_type, customer_id, cost_usd FROM spans ORDER BY event_type, customer_id"
+        ).fetchall()
+    assert ("external_cost", "acme", str(JSON_COST)) in stored
+    assert ("external_cost", "globex", str(JSON_COST)) in stored
+    assert ("task", "acme", str(JSON_COST)) in stored
