@@ -168,3 +168,24 @@ def test_method_wrapper_skips_while_marked() -> None:
 
     assert skipped == 6
     assert seen == ["dexcost"]
+
+
+def test_requests_wrapt_form_prices_request(dx: Any, api: Any, costs: Any) -> None:
+    """send_wrapper, used where Session.send is not a plain function, prices like it."""
+    from decimal import Decimal
+
+    from dexcost.http.requests_patch import send_wrapper
+
+    from .fake_paid_api import FIXED_COST
+
+    session = requests.Session()
+    original = vars(requests.Session)["send"].__wrapped__
+    prepared = session.prepare_request(requests.Request("GET", api.base_url + "/fixed/a"))
+
+    def wrapped(request: Any, **kwargs: Any) -> Any:
+        return original(session, request, **kwargs)
+
+    response = send_wrapper(wrapped, session, (prepared,), {"timeout": 5})
+    assert response.status_code == 200
+    (event,) = costs()
+    assert Decimal(event["cost_usd"]) == FIXED_COST

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from types import FunctionType, ModuleType
+from types import FunctionType, ModuleType, SimpleNamespace
 from typing import Any, Final
 
 from dexcost import errors
@@ -68,26 +68,16 @@ def send_function(original: FunctionType, gate: Any) -> Callable[..., Any]:
 def send_wrapper(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if IN_CAPTURE.get():
-        return wrapped(*args, **kwargs)
-    try:
-        request: Any = args[0] if args else kwargs.get("request")
-        found = lookup_url(request.url)
-        matched = None if found is None else found[0].plan(request.method or "GET", found[1])
-    except Exception:
-        errors.log_internal_error("matching a requests call")
-        matched = None
-    if matched is None:
-        # urllib3 underneath would match the same request again, so the request is
-        # marked as handled.
-        token = IN_CAPTURE.set(True)
-        try:
-            return wrapped(*args, **kwargs)
-        finally:
-            IN_CAPTURE.reset(token)
-    matched.sent = request
-    matched.streamed = bool(kwargs.get("stream"))
-    return send_captured(wrapped, args, kwargs, matched, _record, _STEPS)
+    """Wrap ``Session.send`` where wrapt is used: when it is not a plain function."""
+
+    def call(session: Any, request: Any, **rest: Any) -> Any:
+        return wrapped(request, **rest)
+
+    return send_function(call, _ACTIVE)(instance, *args, **kwargs)  # type: ignore[arg-type]
+
+
+# The gate send_function checks, for send_wrapper: wrapt calls it only while active.
+_ACTIVE: Final = SimpleNamespace(active=True)
 
 
 def _record(matched: Plan, response: Any) -> None:
