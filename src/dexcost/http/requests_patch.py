@@ -36,9 +36,8 @@ class RequestsCapture(Instrumentor):
 def send_function(original: FunctionType, gate: Any) -> Callable[..., Any]:
     """Return the function that replaces ``Session.send``.
 
-    It does what :func:`send_wrapper` does in one call with ``send``'s own signature:
-    an unmatched request, the common case, then costs one function call instead of
-    three and no packing of arguments.
+    It has ``send``'s own signature, so an unmatched request, the common case, costs
+    one function call and no packing of arguments.
     """
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
