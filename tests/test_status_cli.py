@@ -259,12 +259,22 @@ def test_status_command_succeeds(populated_db: tuple[Path, int]) -> None:
         ("internal errors", "1"),
         ("storage mode", "local"),
         ("key type", "no key"),
-        ("last sync error", "HTTP 503 from the Control Layer"),
     ],
 )
 def test_status_text_shows_value(populated_db: tuple[Path, int], label: str, expected: str) -> None:
     lines = parse_lines(run_cli("status", "--db", str(populated_db[0])).output)
     assert lines[label] == expected
+
+
+def test_status_text_dates_last_sync_error(populated_db: tuple[Path, int]) -> None:
+    """The error is shown with the time it was stored, not a retry delay long past."""
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    lines = parse_lines(run_cli("status", "--db", str(populated_db[0])).output)
+    message, _, when = lines["last sync error"].partition(" (at ")
+    assert message == "HTTP 503 from the Control Layer"
+    assert when.endswith("Z)")
+    stored = datetime.fromisoformat(when[:-2] + "+00:00")
+    assert abs((stored - before).total_seconds()) < 600
 
 
 def test_status_text_shows_last_task_time(populated_db: tuple[Path, int]) -> None:

@@ -139,6 +139,12 @@ def _iso_utc(unix_ns: int | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _with_time(message: str | None, stored_at: str | None) -> str:
+    if not message:
+        return "none"
+    return f"{message} (at {stored_at})" if stored_at else message
+
+
 def _read_buffer(db_path: Path) -> dict[str, Any]:
     if not db_path.exists():
         raise StatusError(
@@ -211,7 +217,13 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
         ),
     ).fetchone()
     counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
-    sync = dict(connection.execute("SELECT key, value FROM sync_state").fetchall())
+    sync: dict[str, Any] = {}
+    sync_times: dict[str, Any] = {}
+    for key, value, updated_at in connection.execute(
+        "SELECT key, value, updated_at FROM sync_state"
+    ):
+        sync[key] = value
+        sync_times[key] = updated_at
     return {
         "events": int(row[0]),
         "tasks": int(row[1]),
@@ -225,6 +237,9 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
         "internal_errors": int(counters.get(INTERNAL_ERRORS, 0)),
         "last_sync_at": sync.get("last_sync_at"),
         "last_sync_error": sync.get("last_sync_error"),
+        "last_sync_error_at": (
+            _iso_utc(sync_times.get("last_sync_error")) if sync.get("last_sync_error") else None
+        ),
     }
 
 
@@ -236,6 +251,7 @@ def render_status_text(status: Mapping[str, Any]) -> str:
     elif storage_mode is None:
         storage_mode = "unknown: DEXCOST_ENDPOINT is invalid (dexcost.init() says why)"
     sdks = ", ".join(f"{name} {version}" for name, version in status["sdk_versions"].items())
+    last_error = _with_time(status["last_sync_error"], status.get("last_sync_error_at"))
     lines = [
         ("buffer", status["db_path"]),
         ("storage mode", storage_mode),
@@ -251,7 +267,7 @@ def render_status_text(status: Mapping[str, Any]) -> str:
         ("events rejected upstream", status["rejected_events"]),
         ("internal errors", status["internal_errors"]),
         ("last sync at", status["last_sync_at"] or "never"),
-        ("last sync error", status["last_sync_error"] or "none"),
+        ("last sync error", last_error),
         ("pricing version", status["pricing_version"] or "not installed"),
         ("LLM SDKs", sdks or "none installed"),
     ]

@@ -190,6 +190,20 @@ def test_worker_retries_server_errors(push: Push, receiver: Receiver, buffer_pat
     assert receiver.statuses()[:3] == [500, 502, 503]
 
 
+def test_stored_sync_error_has_no_retry_delay(
+    push: Push, receiver: Receiver, buffer_path: Path
+) -> None:
+    """dexcost status shows the stored error later, when a retry delay means nothing."""
+    receiver.faults.extend([("status", 503)] * 50)
+    receiver.up()
+    push()
+    record_calls(3)
+    assert wait_until(lambda: last_error(buffer_path) is not None, 5)
+    error = last_error(buffer_path) or ""
+    assert "HTTP 503" in error
+    assert "retrying" not in error
+
+
 def test_worker_honours_retry_after_seconds(
     push: Push, receiver: Receiver, buffer_path: Path
 ) -> None:

@@ -435,7 +435,8 @@ class SyncWorker(SpanProcessor):
         self._retry_at = time.monotonic() + delay
         error = f"{retry.reason}; retrying in {delay:.1f} s"
         with self._locked_buffer() as buffer:
-            buffer.set_sync_state("last_sync_error", error)
+            # Without the delay: dexcost status shows it later, when it means nothing.
+            buffer.set_sync_state("last_sync_error", retry.reason)
         now = time.monotonic()
         if now - self._last_warning >= WARNING_INTERVAL_SECONDS:
             self._last_warning = now
