@@ -9,7 +9,10 @@ buffer's writer thread.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -204,8 +207,8 @@ def emit_event(
 class DeferredEvent:
     """An event whose cost and task are worked out after the call that made it returned.
 
-    The application's thread keeps only what it alone knows: its context, the times
-    and the reply's status and body. :meth:`Runtime.settle` later turns that into a
+    The application's thread keeps only what is its own: its context, the times
+    and the reply's status and body. :func:`settle` later turns that into a
     :class:`PendingEvent` and adds the cost to its task, in the order the events were
     recorded, on whichever thread asks first: the buffer's writer, about to store
     the event, or a thread reading a task's totals. A subclass says how, in
@@ -224,7 +227,7 @@ class DeferredEvent:
         raise NotImplementedError
 
     def settle(self) -> None:
-        """Work the event out once; called by :meth:`Runtime.settle` under its lock."""
+        """Work the event out once; called by :func:`settle` under its lock."""
         try:
             self.event = self.work_out()
         except Exception:
@@ -234,8 +237,69 @@ class DeferredEvent:
     def pending_event(self) -> PendingEvent | None:
         """Return the event to store, settling every event recorded up to this one first."""
         if not self.settled:
-            self.runtime.settle()
+            settle()
         return self.event
+
+
+# Deferred events of every runtime, oldest first. One queue for the process, because a
+# task can outlive its runtime (init() called again inside it), and reading it must
+# settle the events recorded through the new runtime too.
+_unsettled: deque[DeferredEvent] = deque()
+# Reentrant: working an event out can end an idle session task, and ending a task
+# settles first.
+_settle_lock = threading.RLock()
+# About how many bytes of bodies the waiting events keep (updated without a lock).
+_unsettled_bytes = 0
+
+
+def add_unsettled(event: DeferredEvent, held_bytes: int) -> tuple[int, int]:
+    """Append ``event`` to the events waiting to be worked out; return their count and bytes."""
+    global _unsettled_bytes
+    _unsettled.append(event)
+    if held_bytes:
+        _unsettled_bytes += held_bytes
+    return len(_unsettled), _unsettled_bytes
+
+
+def unsettled_count() -> int:
+    return len(_unsettled)
+
+
+def settle() -> None:
+    """Work out every deferred event recorded so far, oldest first.
+
+    Each task read calls this first, so its totals include every event recorded
+    before the read, wherever it is in the buffer's queue.
+    """
+    global _unsettled_bytes
+    with _settle_lock:
+        unsettled = _unsettled
+        while unsettled:
+            unsettled.popleft().settle()
+        _unsettled_bytes = 0
+
+
+def _settle_before_fork() -> None:
+    """Settle before fork, so parent and child both see every task total up to it.
+
+    Registered when this module is imported, before any buffer processor exists, so it
+    runs after their fork hooks have taken their I/O locks: the writer takes that lock
+    before this one too.
+    """
+    try:
+        settle()
+    except Exception:
+        errors.log_internal_error("working out cost events before fork")
+
+
+def _reset_in_child() -> None:
+    global _settle_lock, _unsettled_bytes
+    _settle_lock = threading.RLock()
+    _unsettled.clear()
+    _unsettled_bytes = 0
+
+
+os.register_at_fork(before=_settle_before_fork, after_in_child=_reset_in_child)
 
 
 def _complete_attributes(event: PendingEvent) -> dict[str, AttributeValue]:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,8 +24,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
+from dexcost import events, pricing, propagation, semconv
 from dexcost import http as http_capture
-from dexcost import pricing, propagation, semconv
 from dexcost._version import __version__
 from dexcost.attribution import Privacy, set_privacy
 from dexcost.buffer import Buffer, BufferOpenError, resolve_buffer_path
@@ -123,28 +120,12 @@ class Runtime:
             self.event_sink = self.processor
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.sessions = SessionTasks(self)
+        # Set once shutdown() has ended the session tasks: a session task started for a
+        # request that finishes later is ended at once, so its row is stored too.
+        self.stopped = False
         self.retry_engine: RetryHeuristicEngine | None = None
         if config.enable_retry_heuristics:
             self.retry_engine = RetryHeuristicEngine(config.retry_window, config.retry_threshold)
-        # Deferred events in the order they were recorded (see DeferredEvent).
-        self.unsettled: deque[DeferredEvent] = deque()
-        # About how many bytes of reply bodies they hold (updated without a lock).
-        self.unsettled_bytes = 0
-        # Reentrant: working an event out can end an idle session task, and ending a
-        # task settles first.
-        self._settle_lock = threading.RLock()
-        weak_self = weakref.ref(self)
-
-        def forget_in_child() -> None:
-            runtime = weak_self()
-            if runtime is not None:
-                # The parent works out and stores its own events; the lock may have
-                # been held by its writer at the fork.
-                runtime._settle_lock = threading.RLock()
-                runtime.unsettled = deque()
-                runtime.unsettled_bytes = 0
-
-        os.register_at_fork(after_in_child=forget_in_child)
 
     def defer(self, event: DeferredEvent, held_bytes: int = 0) -> None:
         """Queue ``event`` for the buffer, to be worked out off the caller's thread.
@@ -152,28 +133,17 @@ class Runtime:
         Only when :attr:`event_sink` is set: nothing else reads event spans as they end.
         ``held_bytes`` is the size of the bodies ``event`` keeps until then.
         """
-        unsettled = self.unsettled
-        unsettled.append(event)
+        waiting, waiting_bytes = events.add_unsettled(event, held_bytes)
         self.event_sink.on_event(event)  # type: ignore[union-attr]
         worker = self.sync_worker
         if worker is not None:
             worker.ensure_started()
-        if held_bytes:
-            self.unsettled_bytes += held_bytes
-        if len(unsettled) > MAX_UNSETTLED or self.unsettled_bytes > MAX_UNSETTLED_BYTES:
-            self.settle()
+        if waiting > MAX_UNSETTLED or waiting_bytes > MAX_UNSETTLED_BYTES:
+            events.settle()
 
     def settle(self) -> None:
-        """Work out every deferred event recorded so far, oldest first.
-
-        Each task read calls this first, so its totals include every event recorded
-        before the read, wherever it is in the buffer's queue.
-        """
-        with self._settle_lock:
-            unsettled = self.unsettled
-            while unsettled:
-                unsettled.popleft().settle()
-            self.unsettled_bytes = 0
+        """Work out every deferred event recorded so far (see :func:`events.settle`)."""
+        events.settle()
 
     def flush(self, timeout: float) -> bool:
         self.settle()
@@ -184,6 +154,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         self.settle()
         self.sessions.end_all()
+        self.stopped = True
         if isinstance(self.processor, DexcostSpanProcessor):
             self.processor.shutdown(int(timeout * 1000))
         else:

@@ -592,7 +592,8 @@ class SessionTasks:
         with self._lock:
             self._take_idle(now, ended)
             entry = self._open.get(key)
-            if entry is not None:
+            # A task ended elsewhere (after shutdown, see Runtime.stopped) is not reused.
+            if entry is not None and entry[0].status is None:
                 task = entry[0]
                 self._open[key] = (task, now)
                 self._open.move_to_end(key)

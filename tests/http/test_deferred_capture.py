@@ -9,6 +9,7 @@ the task. A task's totals therefore include every request made before the read.
 from __future__ import annotations
 
 import contextvars
+import os
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 import requests
 
 import dexcost
+from dexcost import events
 from dexcost import runtime as runtime_module
 from dexcost.http import capture
 from dexcost.processor import DexcostSpanProcessor
@@ -159,7 +161,7 @@ def test_too_many_waiting_settle_on_caller(
     with processor._io_lock:
         for _ in range(3):
             requests.get(f"{api.base_url}/json/a")
-        assert not runtime.unsettled
+        assert events.unsettled_count() == 0
         assert decoded_on == [threading.current_thread().name] * 3
     assert dexcost.flush(timeout=10)
     assert [Decimal(row["cost_usd"]) for row in _external_rows(buffer_path)] == [JSON_COST] * 3
@@ -178,7 +180,7 @@ def test_waiting_body_bytes_are_bounded(
     assert isinstance(processor, DexcostSpanProcessor)
     with processor._io_lock, dexcost.task("search") as tracked:
         client.get("http://127.0.0.1/json/a")
-        assert not runtime.unsettled
+        assert events.unsettled_count() == 0
         assert decoded_on == [threading.current_thread().name]
         assert tracked.cost_usd == JSON_COST
 
@@ -252,3 +254,116 @@ def test_writer_ends_session_task_after_shutdown(
     assert ("external_cost", "acme", str(JSON_COST)) in stored
     assert ("external_cost", "globex", str(JSON_COST)) in stored
     assert ("task", "acme", str(JSON_COST)) in stored
+
+
+def test_task_read_settles_after_reinit(
+    api: FakePaidAPI, dx: dexcost.DexcostConfig, buffer_path: Path
+) -> None:
+    """A task started before a second init() still counts requests recorded after it."""
+    with dexcost.task("search", customer_id="acme") as tracked:
+        dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+        requests.get(f"{api.base_url}/json/a")
+        assert tracked.cost_usd == JSON_COST
+        assert tracked.event_count == 1
+    assert dexcost.flush(timeout=10)
+    (row,) = _external_rows(buffer_path)
+    assert row["task_id"] == tracked.task_id
+
+
+def test_decoded_documents_read_at_record_time(
+    dx: dexcost.DexcostConfig, buffer_path: Path
+) -> None:
+    """A payload or reply the caller changes after the call keeps the count it had."""
+    host = capture.lookup("127.0.0.1")
+    assert host is not None
+    processor = _runtime().processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with processor._io_lock, dexcost.task("embed") as tracked:
+        sent = {"input": {"texts": ["a", "b", "c", "d"]}}
+        plan = host.plan("POST", "/count/a")
+        assert plan is not None
+        plan.record_response(200, request_json=sent)
+        sent["input"]["texts"].extend(["x"] * 1000)
+        reply = {"usage": {"credits": 7}}
+        plan = host.plan("GET", "/json/a")
+        assert plan is not None
+        plan.record_response(200, response_json=reply)
+        reply.pop("usage")
+        assert tracked.cost_usd == COUNT_COST + JSON_COST
+
+
+def test_waiting_request_drops_sent_request(api: FakePaidAPI, dx: dexcost.DexcostConfig) -> None:
+    processor = _runtime().processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with processor._io_lock:
+        requests.post(f"{api.base_url}/fixed/a", data=b"x" * 100_000)
+        (queued,) = list(processor._queue)
+        assert isinstance(queued, capture.Plan)
+        assert queued.sent is None
+        assert queued.response_body is None
+
+
+def test_deeply_nested_body_is_usage_unknown(dx: dexcost.DexcostConfig, buffer_path: Path) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    )
+    with dexcost.task("search") as tracked:
+        client.get("http://127.0.0.1/json/a")
+        assert tracked.event_count == 1
+    assert dexcost.flush(timeout=10)
+    (row,) = _external_rows(buffer_path)
+    assert row["cost_status"] == "usage_unknown"
+    assert row["cost_usd"] is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_sees_waiting_costs(api: FakePaidAPI, dx: dexcost.DexcostConfig) -> None:
+    """Requests still waiting at fork are in the task totals of parent and child."""
+    processor = _runtime().processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    with dexcost.task("search") as tracked:
+        with processor._io_lock:
+            for _ in range(3):
+                requests.get(f"{api.base_url}/json/a")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            os.write(write, str(tracked.cost_usd).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            child_total = pipe.read()
+        os.waitpid(pid, 0)
+        assert Decimal(child_total) == 3 * JSON_COST
+        assert tracked.cost_usd == 3 * JSON_COST
+
+
+def test_request_after_shutdown_stores_session_task(buffer_path: Path, test_catalog: None) -> None:
+    """A request outside any task that finishes after shutdown() has its task row too."""
+    dexcost.init(storage="local", buffer_path=str(buffer_path), auto_instrument=[])
+    reply_now = threading.Event()
+    started = threading.Event()
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        started.set()
+        reply_now.wait(10)
+        return httpx.Response(200, content=b'{"usage": {"credits": 7}}')
+
+    client = httpx.Client(transport=httpx.MockTransport(reply))
+    dexcost.set_context(customer_id="acme")
+    worker = threading.Thread(target=client.get, args=("http://127.0.0.1/json/a",))
+    worker.start()
+    assert started.wait(10)
+    dexcost.shutdown()
+    reply_now.set()
+    worker.join(10)
+
+    (row,) = _external_rows(buffer_path)
+    with closing(sqlite3.connect(buffer_path)) as connection:
+        tasks = connection.execute(
+            "SELECT task_id, cost_usd FROM spans WHERE event_type = 'task'"
+        ).fetchall()
+    assert tasks == [(row["task_id"], str(JSON_COST))]

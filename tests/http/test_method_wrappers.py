@@ -189,3 +189,38 @@ def test_requests_wrapt_form_prices_request(dx: Any, api: Any, costs: Any) -> No
     assert response.status_code == 200
     (event,) = costs()
     assert Decimal(event["cost_usd"]) == FIXED_COST
+
+
+def test_urlopen_replacement_keeps_signature(dx: Any) -> None:
+    from urllib3.connectionpool import HTTPConnectionPool
+
+    installed = vars(HTTPConnectionPool)["urlopen"]
+    original = installed.__wrapped__
+    assert find_gate(installed) is not None
+    assert installed.__code__.co_varnames[:15] == original.__code__.co_varnames[:15]
+    assert installed.__defaults__ == original.__defaults__
+
+
+def test_urlopen_extra_keywords_reach_response(dx: Any, api: Any, costs: Any) -> None:
+    """Keywords urlopen passes on to the response still arrive, and the call is priced."""
+    from decimal import Decimal
+
+    import urllib3
+
+    from .fake_paid_api import FIXED_COST
+
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", int(api.base_url.rsplit(":", 1)[1]))
+    response = pool.urlopen("GET", "/fixed/a", enforce_content_length=False)
+    assert response.status == 200
+    assert response.enforce_content_length is False
+    (event,) = costs()
+    assert Decimal(event["cost_usd"]) == FIXED_COST
+
+
+def test_urlopen_other_signature_gets_generic_wrapper() -> None:
+    from dexcost.http.urllib3_patch import urlopen_function
+
+    def urlopen(self: Any, method: str, url: str, body: Any = None, **response_kw: Any) -> Any:
+        return None
+
+    assert urlopen_function(urlopen, object()) is None  # type: ignore[arg-type]

@@ -415,6 +415,7 @@ class Plan(DeferredEvent):
 
     __slots__ = (
         "context",
+        "counted",
         "end_ns",
         "error_type",
         "header",
@@ -422,14 +423,13 @@ class Plan(DeferredEvent):
         "method",
         "path",
         "request_body",
-        "request_json",
         "response_body",
-        "response_json",
         "rule",
         "sent",
         "start_ns",
         "status",
         "streamed",
+        "units",
     )
 
     def __init__(
@@ -495,8 +495,17 @@ class Plan(DeferredEvent):
         name = self.rule.header
         header = headers.get(name) if name is not None and headers is not None else None
         self.header = header if isinstance(header, str) else None
-        self.response_json = response_json
-        self.request_json = request_json
+        self.counted = False
+        if response_json is not None or request_json is not None:
+            # Decoded documents belong to the caller, who may change them after the
+            # call (reuse a payload dict, pop a field of the reply), so they are read now.
+            self.units = read_units(
+                self.rule.units_from,
+                header=self.header,
+                response_json=response_json,
+                request_json=request_json,
+            )
+            self.counted = True
         body_bytes = 0
         if response_body is not None:
             body_bytes = len(response_body)
@@ -523,11 +532,13 @@ class Plan(DeferredEvent):
         self.status = None
         self.error_type = type(exc).__qualname__
         self.header = None
-        self.response_json = self.request_json = None
+        self.counted = False
         self.response_body = self.request_body = None
         self._submit(0)
 
     def _submit(self, held_bytes: int) -> None:
+        # The request, with its body, is the caller's: only what the count needs is kept.
+        self.sent = None
         runtime = current_runtime() or self.runtime
         self.runtime = runtime
         if runtime.event_sink is not None:
@@ -550,18 +561,16 @@ class Plan(DeferredEvent):
             units = _NOTHING
         else:
             units = rule.fixed_units
-            if units is None:
-                response_json = self.response_json
-                if response_json is None and self.response_body is not None:
-                    response_json = decode_json(self.response_body)
-                request_json = self.request_json
-                if request_json is None and self.request_body is not None:
-                    request_json = decode_json(self.request_body)
+            if units is None and self.counted:
+                units = self.units
+            elif units is None:
+                response_body = self.response_body
+                request_body = self.request_body
                 units = read_units(
                     rule.units_from,
                     header=self.header,
-                    response_json=response_json,
-                    request_json=request_json,
+                    response_json=None if response_body is None else decode_json(response_body),
+                    request_json=None if request_body is None else decode_json(request_body),
                 )
         attributes: dict[str, AttributeValue] = {
             SERVICE: entry.id,
@@ -603,8 +612,9 @@ class Plan(DeferredEvent):
             error_type=self.error_type,
         )
         task.add_event(cost, cost_status, EXTERNAL, NO_TOKENS)
+        if task.auto and runtime.stopped:
+            task.end()
         # The queue may keep this object a while, so the bodies are released now.
-        self.sent = self.response_json = self.request_json = None
         self.response_body = self.request_body = None
         return event
 
@@ -642,7 +652,8 @@ def decode_json(body: bytes | str | None) -> Any:
         elif body[0] in "{[":
             return _decode_text(body)
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's recursion limit.
         return None
 
 

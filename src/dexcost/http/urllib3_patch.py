@@ -11,8 +11,9 @@ taken ``method`` and ``url`` first since 1.x.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, Final
 
 from dexcost import errors
@@ -41,7 +42,125 @@ class Urllib3Capture(Instrumentor):
             urlopen_wrapper,
             method=True,
             unless=IN_CAPTURE,
+            factory=urlopen_function,
         )
+
+
+# The parameters of HTTPConnectionPool.urlopen in urllib3 2.x, in order.
+_URLOPEN_PARAMETERS: Final = (
+    "self",
+    "method",
+    "url",
+    "body",
+    "headers",
+    "retries",
+    "redirect",
+    "assert_same_host",
+    "timeout",
+    "pool_timeout",
+    "release_conn",
+    "chunked",
+    "body_pos",
+    "preload_content",
+    "decode_content",
+    "response_kw",
+)
+
+
+def urlopen_function(original: FunctionType, gate: Any) -> Callable[..., Any] | None:
+    """Return the function that replaces ``urlopen``, or None for another signature.
+
+    It has ``urlopen``'s own parameters and defaults and passes them on by position.
+    requests calls ``urlopen`` with eleven keyword arguments, and a wrapper that
+    takes ``**kwargs`` packs them into a dict and unpacks them again: about six times
+    the instructions of this one. Any other signature (urllib3 1.x) gets the generic
+    wrapper.
+    """
+    parameters = tuple(inspect.signature(original).parameters.values())
+    if tuple(parameter.name for parameter in parameters) != _URLOPEN_PARAMETERS:
+        return None
+    if parameters[-1].kind is not inspect.Parameter.VAR_KEYWORD or any(
+        parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD
+        for parameter in parameters[:-1]
+    ):
+        return None
+
+    # The defaults are replaced with the original's below.
+    def urlopen(
+        self: Any,
+        method: Any,
+        url: Any,
+        body: Any = None,
+        headers: Any = None,
+        retries: Any = None,
+        redirect: Any = True,
+        assert_same_host: Any = True,
+        timeout: Any = None,
+        pool_timeout: Any = None,
+        release_conn: Any = None,
+        chunked: Any = False,
+        body_pos: Any = None,
+        preload_content: Any = True,
+        decode_content: Any = True,
+        **response_kw: Any,
+    ) -> Any:
+        if gate.active and not IN_CAPTURE.get():
+            arguments = (
+                method,
+                url,
+                body,
+                headers,
+                retries,
+                redirect,
+                assert_same_host,
+                timeout,
+                pool_timeout,
+                release_conn,
+                chunked,
+                body_pos,
+                preload_content,
+                decode_content,
+            )
+            return urlopen_wrapper(MethodType(original, self), self, arguments, response_kw)
+        if response_kw:
+            return original(
+                self,
+                method,
+                url,
+                body,
+                headers,
+                retries,
+                redirect,
+                assert_same_host,
+                timeout,
+                pool_timeout,
+                release_conn,
+                chunked,
+                body_pos,
+                preload_content,
+                decode_content,
+                **response_kw,
+            )
+        return original(
+            self,
+            method,
+            url,
+            body,
+            headers,
+            retries,
+            redirect,
+            assert_same_host,
+            timeout,
+            pool_timeout,
+            release_conn,
+            chunked,
+            body_pos,
+            preload_content,
+            decode_content,
+        )
+
+    urlopen.__defaults__ = original.__defaults__
+    return urlopen
 
 
 def urlopen_wrapper(

@@ -189,9 +189,10 @@ class _Gate:
         return wrapped(*args, **kwargs)
 
 
-# Builds the function that replaces a method, from the original and its gate.
-# It must call the original unchanged while the gate is off.
-MethodWrapperFactory = Callable[[types.FunctionType, "_Gate"], Callable[..., Any]]
+# Builds the function that replaces a method, from the original and its gate, or
+# returns None for an original it was not written for. The function must call the
+# original unchanged while the gate is off.
+MethodWrapperFactory = Callable[[types.FunctionType, "_Gate"], Callable[..., Any] | None]
 
 
 def _gated_function(
@@ -211,9 +212,10 @@ def _gated_function(
     function with the method's own signature.
     """
     bind = types.MethodType
+    built = factory(original, gate) if factory is not None else None
 
-    if factory is not None:
-        gated = factory(original, gate)
+    if built is not None:
+        gated = built
     elif unless is None:
 
         def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
