@@ -44,8 +44,11 @@ class Proxy:
         return f"{host}:{self.port}"
 
 
-def https_proxy_for(host: str) -> Proxy | None:
-    """Return the proxy for an https request to ``host``, or None to connect directly."""
+def https_proxy_for(host: str, port: int = 443) -> Proxy | None:
+    """Return the proxy for an https request to ``host``, or None to connect directly.
+
+    ``port`` lets a ``NO_PROXY`` entry with a port (``api.example.com:8443``) match.
+    """
     if not host or is_loopback_host(host):
         return None
     if not any(name.lower() == "https_proxy" for name in os.environ):
@@ -57,7 +60,10 @@ def https_proxy_for(host: str) -> Proxy | None:
     setting = proxies.get("https")
     if not setting:
         return None
-    if urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+    # urllib compares each entry with the host alone and with host:port. An IPv6
+    # address is passed alone: urllib would take its last group for a port.
+    checked = host if ":" in host else f"{host}:{port}"
+    if urllib.request.proxy_bypass_environment(checked, proxies):  # type: ignore[attr-defined]
         return None
     return parse_proxy_url(setting)
 

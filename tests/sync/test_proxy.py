@@ -175,6 +175,8 @@ def test_credentials_become_basic_header(monkeypatch: pytest.MonkeyPatch) -> Non
         ("*", "api.dexcost.example", True),
         ("other.example", "api.dexcost.example", False),
         ("example.org,dexcost.example", "api.dexcost.example", True),
+        ("api.dexcost.example:443", "api.dexcost.example", True),
+        ("api.dexcost.example:8443", "api.dexcost.example", False),
     ],
 )
 def test_no_proxy_hosts_connect_directly(

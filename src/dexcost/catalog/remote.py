@@ -264,7 +264,9 @@ def _get(url: str, deadline: float) -> tuple[str | None, bytes]:
 
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    proxy = https_proxy_for(parts.hostname or "") if parts.scheme == "https" else None
+    proxy = None
+    if parts.scheme == "https":
+        proxy = https_proxy_for(parts.hostname or "", parts.port or 443)
     try:
         connection = _connection(parts, remaining, proxy)
     except OSError as error:  # ssl.SSLError from a trust store that cannot be read

@@ -59,7 +59,9 @@ class OTLPSender:
         }
         self._connection: http.client.HTTPConnection | None = None
         # Read once: the environment of the process when dexcost started.
-        self.proxy: Proxy | None = https_proxy_for(self._host) if self._https else None
+        self.proxy: Proxy | None = (
+            https_proxy_for(self._host, self._port or 443) if self._https else None
+        )
 
     def post(self, body: bytes, timeout: float) -> Response:
         """Send one request and return the response.
