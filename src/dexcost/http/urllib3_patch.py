@@ -104,7 +104,8 @@ def urlopen_function(original: FunctionType, gate: Any) -> Callable[..., Any] | 
         decode_content: Any = True,
         **response_kw: Any,
     ) -> Any:
-        if gate.active and not IN_CAPTURE.get():
+        capture = gate.active and not IN_CAPTURE.get()
+        if capture or response_kw:
             arguments = (
                 method,
                 url,
@@ -121,26 +122,10 @@ def urlopen_function(original: FunctionType, gate: Any) -> Callable[..., Any] | 
                 preload_content,
                 decode_content,
             )
-            return urlopen_wrapper(MethodType(original, self), self, arguments, response_kw)
-        if response_kw:
-            return original(
-                self,
-                method,
-                url,
-                body,
-                headers,
-                retries,
-                redirect,
-                assert_same_host,
-                timeout,
-                pool_timeout,
-                release_conn,
-                chunked,
-                body_pos,
-                preload_content,
-                decode_content,
-                **response_kw,
-            )
+            if capture:
+                return urlopen_wrapper(MethodType(original, self), self, arguments, response_kw)
+            return original(self, *arguments, **response_kw)
+        # The common pass-through (requests' own calls): by position, no tuple.
         return original(
             self,
             method,
