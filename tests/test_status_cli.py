@@ -459,3 +459,28 @@ def test_status_blames_invalid_endpoint(monkeypatch: pytest.MonkeyPatch) -> None
     )
     assert "DEXCOST_ENDPOINT is invalid" in text
     assert "DEXCOST_API_KEY is invalid" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "updated_at", "shown"),
+    [
+        ("boom", "yesterday", "boom"),
+        (b"bytes error", 1_780_000_000_000_000_000, "bytes error (at 2026-05-28T"),
+        ("line one\nline two", 1e30, "line one line two"),
+    ],
+    ids=["text-time", "blob-error", "newline-and-huge-time"],
+)
+def test_status_reads_odd_sync_error_rows(
+    populated_db: tuple[Path, int], value: object, updated_at: object, shown: str
+) -> None:
+    """A buffer edited by hand or other software still gives a status, text and JSON."""
+    path = populated_db[0]
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(
+            "UPDATE sync_state SET value = ?, updated_at = ? WHERE key = 'last_sync_error'",
+            (value, updated_at),
+        )
+    text = run_cli("status", "--db", str(path))
+    assert text.exit_code == 0, text.output
+    assert parse_lines(text.output)["last sync error"].startswith(shown)
+    assert run_cli("status", "--db", str(path), "--json").exit_code == 0

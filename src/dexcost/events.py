@@ -210,7 +210,7 @@ class DeferredEvent:
     The application's thread keeps only what is its own: its context, the times
     and the reply's status and body. :func:`settle` later turns that into a
     :class:`PendingEvent` and adds the cost to its task, in the order the events were
-    recorded, on whichever thread asks first: the buffer's writer, about to store
+    recorded, on whichever thread needs it first: the buffer's writer, about to store
     the event, or a thread reading a task's totals. A subclass says how, in
     :meth:`work_out`.
     """
@@ -265,18 +265,49 @@ def unsettled_count() -> int:
     return len(_unsettled)
 
 
+# The thread settling now, and the tasks whose end() it postponed (see end_after_settle).
+_settling_thread: int | None = None
+_postponed_ends: list[tuple[TrackedTask, str]] = []
+
+
 def settle() -> None:
     """Work out every deferred event recorded so far, oldest first.
 
     Each task read calls this first, so its totals include every event recorded
     before the read, wherever it is in the buffer's queue.
     """
-    global _unsettled_bytes
+    global _unsettled_bytes, _settling_thread
     with _settle_lock:
-        unsettled = _unsettled
-        while unsettled:
-            unsettled.popleft().settle()
-        _unsettled_bytes = 0
+        outermost = _settling_thread is None
+        _settling_thread = threading.get_ident()
+        try:
+            unsettled = _unsettled
+            while unsettled:
+                unsettled.popleft().settle()
+            _unsettled_bytes = 0
+        finally:
+            if outermost:
+                _settling_thread = None
+        ending: list[tuple[TrackedTask, str]] = []
+        if outermost:
+            ending = _postponed_ends[:]
+            _postponed_ends.clear()
+    for task, status in ending:
+        task.end(status)
+
+
+def end_after_settle(task: TrackedTask, status: str) -> bool:
+    """Postpone ``task.end()`` until this thread has finished settling; True if postponed.
+
+    Working an event out can end a session task (idle, evicted, or started after
+    shutdown). Ending one stores its span, which after shutdown takes the buffer's I/O
+    lock. The writer takes that lock before the settle lock, so a thread holding the
+    settle lock must not wait for it: the task ends once the lock is released.
+    """
+    if _settling_thread != threading.get_ident():
+        return False
+    _postponed_ends.append((task, status))
+    return True
 
 
 def _settle_before_fork() -> None:
@@ -293,10 +324,12 @@ def _settle_before_fork() -> None:
 
 
 def _reset_in_child() -> None:
-    global _settle_lock, _unsettled_bytes
+    global _settle_lock, _unsettled_bytes, _settling_thread
     _settle_lock = threading.RLock()
     _unsettled.clear()
     _unsettled_bytes = 0
+    _settling_thread = None
+    _postponed_ends.clear()
 
 
 os.register_at_fork(before=_settle_before_fork, after_in_child=_reset_in_child)

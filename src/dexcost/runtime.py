@@ -120,7 +120,7 @@ class Runtime:
             self.event_sink = self.processor
         self.tracer: Tracer = self.provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.sessions = SessionTasks(self)
-        # Set once shutdown() has ended the session tasks: a session task started for a
+        # Set when shutdown() ends the session tasks: a session task started for a
         # request that finishes later is ended at once, so its row is stored too.
         self.stopped = False
         self.retry_engine: RetryHeuristicEngine | None = None
@@ -153,8 +153,9 @@ class Runtime:
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self.settle()
-        self.sessions.end_all()
+        # Before end_all(): a session task started while it runs is ended at once.
         self.stopped = True
+        self.sessions.end_all()
         if isinstance(self.processor, DexcostSpanProcessor):
             self.processor.shutdown(int(timeout * 1000))
         else:

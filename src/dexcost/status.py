@@ -135,14 +135,19 @@ def installed_sdk_versions() -> dict[str, str]:
 def _iso_utc(unix_ns: int | None) -> str | None:
     if unix_ns is None:
         return None
-    moment = datetime.fromtimestamp(unix_ns // 1_000_000_000, tz=timezone.utc)
+    try:
+        moment = datetime.fromtimestamp(unix_ns // 1_000_000_000, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None  # Not a time this machine can show.
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _with_time(message: str | None, stored_at: str | None) -> str:
     if not message:
         return "none"
-    return f"{message} (at {stored_at})" if stored_at else message
+    # One line: an error message from the Control Layer may contain line breaks.
+    text = " ".join(str(message).split())
+    return f"{text} (at {stored_at})" if stored_at else text
 
 
 def _read_buffer(db_path: Path) -> dict[str, Any]:
@@ -222,8 +227,11 @@ def _query_buffer(connection: sqlite3.Connection) -> dict[str, Any]:
     for key, value, updated_at in connection.execute(
         "SELECT key, value, updated_at FROM sync_state"
     ):
+        # A buffer edited by hand or by other software may hold any type here.
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
         sync[key] = value
-        sync_times[key] = updated_at
+        sync_times[key] = updated_at if type(updated_at) is int else None
     return {
         "events": int(row[0]),
         "tasks": int(row[1]),

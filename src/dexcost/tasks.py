@@ -32,7 +32,15 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from dexcost import semconv
 from dexcost.attribution import DexcostContext, current_attribution, merged, with_attribution
 from dexcost.errors import warn_user
-from dexcost.events import EXTERNAL, LLM, RETRY, Tokens, attribution_attributes, emit_event
+from dexcost.events import (
+    EXTERNAL,
+    LLM,
+    RETRY,
+    Tokens,
+    attribution_attributes,
+    emit_event,
+    end_after_settle,
+)
 
 if TYPE_CHECKING:
     from dexcost.runtime import Runtime
@@ -485,6 +493,8 @@ class TrackedTask:
             raise TypeError(
                 f"status must be a non-empty string such as 'completed', got {status!r}"
             )
+        if end_after_settle(self, status):
+            return
         # Events recorded before this call belong to this task: they are worked out
         # while it is still open.
         self._runtime.settle()

@@ -367,3 +367,49 @@ def test_request_after_shutdown_stores_session_task(buffer_path: Path, test_cata
             "SELECT task_id, cost_usd FROM spans WHERE event_type = 'task'"
         ).fetchall()
     assert tasks == [(row["task_id"], str(JSON_COST))]
+
+
+def test_settling_never_waits_for_writer_lock(
+    dx: dexcost.DexcostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread settling never holds the settle lock while it waits for the I/O lock.
+
+    After shutdown, working out a late request ends its new session task, whose span
+    is stored under the processor's I/O lock. The writer holds that lock and then
+    settles, so the reader must end the task only after releasing the settle lock.
+    """
+    runtime = _runtime()
+    processor = runtime.processor
+    assert isinstance(processor, DexcostSpanProcessor)
+    host = capture.lookup("127.0.0.1")
+    assert host is not None
+    plan = host.plan("GET", "/json/a")
+    assert plan is not None
+    dexcost.shutdown()
+
+    # Queue the late request for settling only, as if its call had just returned.
+    monkeypatch.setattr(
+        capture.Plan, "_submit", lambda self, held: events.add_unsettled(self, held)
+    )
+    plan.record_response(200, response_body=b'{"usage": {"credits": 7}}')
+    waiting_for_io = threading.Event()
+    write_late = processor._write_late
+
+    def signalling_write_late(event: Any) -> None:
+        waiting_for_io.set()
+        write_late(event)
+
+    monkeypatch.setattr(processor, "_write_late", signalling_write_late)
+
+    with processor._io_lock:  # as the writer holds it while it drains
+        reader = threading.Thread(target=events.settle)
+        reader.start()
+        assert waiting_for_io.wait(10)
+        writer = threading.Thread(target=events.settle)
+        writer.start()
+        writer.join(5)
+        settled_while_held = not writer.is_alive()
+    reader.join(10)
+    writer.join(10)
+    assert settled_while_held
+    assert plan.settled
