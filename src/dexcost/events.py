@@ -211,7 +211,7 @@ class DeferredEvent:
     and the reply's status and body. :func:`settle` later turns that into a
     :class:`PendingEvent` and adds the cost to its task, in the order the events were
     recorded, on whichever thread needs it first: the buffer's writer, about to store
-    the event, or a thread reading a task's totals. A subclass says how, in
+    the event, or a thread reading a task's totals. A subclass implements
     :meth:`work_out`.
     """
 

@@ -141,18 +141,14 @@ class Runtime:
         if waiting > MAX_UNSETTLED or waiting_bytes > MAX_UNSETTLED_BYTES:
             events.settle()
 
-    def settle(self) -> None:
-        """Work out every deferred event recorded so far (see :func:`events.settle`)."""
-        events.settle()
-
     def flush(self, timeout: float) -> bool:
-        self.settle()
+        events.settle()
         self.sessions.end_idle()
         return self.processor.force_flush(int(timeout * 1000))
 
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        self.settle()
+        events.settle()
         # Before end_all(): a session task started while it runs is ended at once.
         self.stopped = True
         self.sessions.end_all()

@@ -40,6 +40,7 @@ from dexcost.events import (
     attribution_attributes,
     emit_event,
     end_after_settle,
+    settle,
 )
 
 if TYPE_CHECKING:
@@ -213,19 +214,19 @@ class TrackedTask:
     @property
     def cost_usd(self) -> Decimal:
         """Total cost so far: LLM, external and retry costs."""
-        self._runtime.settle()
+        settle()
         with self._lock:
             return _exact_sum(self._costs.values())
 
     @property
     def event_count(self) -> int:
-        self._runtime.settle()
+        settle()
         with self._lock:
             return self._event_count
 
     def totals(self) -> dict[str, Any]:
         """Return a snapshot of the totals as plain values (Decimals for money)."""
-        self._runtime.settle()
+        settle()
         with self._lock:
             return {
                 "cost_usd": _exact_sum(self._costs.values()),
@@ -497,7 +498,7 @@ class TrackedTask:
             return
         # Events recorded before this call belong to this task: they are worked out
         # while it is still open.
-        self._runtime.settle()
+        settle()
         with self._lock:
             if self.status is not None:
                 return

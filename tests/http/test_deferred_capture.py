@@ -401,7 +401,7 @@ def test_settling_never_waits_for_writer_lock(
 
     monkeypatch.setattr(processor, "_write_late", signalling_write_late)
 
-    with processor._io_lock:  # as the writer holds it while it drains
+    with processor._io_lock:  # as the writer does while it drains
         reader = threading.Thread(target=events.settle)
         reader.start()
         assert waiting_for_io.wait(10)
