@@ -245,8 +245,8 @@ class DeferredEvent:
 # task can outlive its runtime (init() called again inside it), and reading it must
 # settle the events recorded through the new runtime too.
 _unsettled: deque[DeferredEvent] = deque()
-# Reentrant: working an event out can end an idle session task, and ending a task
-# settles first.
+# Reentrant, so a task read made while settling (from code that work_out runs) does
+# not wait for its own thread. Task ends requested then wait (see end_after_settle).
 _settle_lock = threading.RLock()
 # About how many bytes of bodies the waiting events keep (updated without a lock).
 _unsettled_bytes = 0

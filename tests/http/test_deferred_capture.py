@@ -1,4 +1,4 @@
-"""A priced request is worked out after the call returns, and no cost is lost or late.
+"""A priced request is worked out after the call returns, and task totals still include it.
 
 With the SQLite buffer as the only reader of event spans, the application's thread
 keeps the request's context, times and reply. The buffer's writer, or a thread that
@@ -31,6 +31,9 @@ from dexcost.processor import DexcostSpanProcessor
 from dexcost.runtime import Runtime, current_runtime
 
 from .fake_paid_api import COUNT_BODY, COUNT_COST, FIXED_COST, JSON_COST, FakePaidAPI
+
+# A reply of the fake API's JSON path: 7 credits, JSON_COST.
+JSON_REPLY = b'{"usage": {"credits": 7}}'
 
 
 def _runtime() -> Runtime:
@@ -190,7 +193,7 @@ def test_threads_settle_without_loss(
 ) -> None:
     """Writer, readers and recording threads settling at once count each request once."""
     monkeypatch.setattr(runtime_module, "MAX_UNSETTLED", 5)
-    body = b'{"usage": {"credits": 7}}'
+    body = JSON_REPLY
     client = httpx.Client(
         transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body))
     )
@@ -350,7 +353,7 @@ def test_request_after_shutdown_stores_session_task(buffer_path: Path, test_cata
     def reply(request: httpx.Request) -> httpx.Response:
         started.set()
         reply_now.wait(10)
-        return httpx.Response(200, content=b'{"usage": {"credits": 7}}')
+        return httpx.Response(200, content=JSON_REPLY)
 
     client = httpx.Client(transport=httpx.MockTransport(reply))
     dexcost.set_context(customer_id="acme")
@@ -391,7 +394,7 @@ def test_settling_never_waits_for_writer_lock(
     monkeypatch.setattr(
         capture.Plan, "_submit", lambda self, held: events.add_unsettled(self, held)
     )
-    plan.record_response(200, response_body=b'{"usage": {"credits": 7}}')
+    plan.record_response(200, response_body=JSON_REPLY)
     waiting_for_io = threading.Event()
     write_late = processor._write_late
 

@@ -4,7 +4,7 @@ A client wrapper calls :func:`lookup` (or :func:`lookup_url`) with the request's
 For most requests it returns None after one dict lookup, and the wrapper then only
 passes the call through. For a host the catalog lists, :meth:`Host.plan` matches the
 path and returns a :class:`Plan` for a billed request, made on the caller's thread so
-it contains the attribution and task in effect there. The wrapper sends the request
+it keeps the context (attribution, task, parent span) in effect there. The wrapper sends the request
 with :func:`send_captured`, outside any guard, which hands the outcome to the
 client's record function or to :meth:`Plan.record_failure`.
 
@@ -408,8 +408,8 @@ class Plan(DeferredEvent):
     what it sent (the request, or its body) and whether the caller streams the reply.
 
     The application's thread keeps the context and times of the request and the
-    reply's status and body. Reading the count from a body, pricing, attribution and the task are
-    worked out later (:class:`DeferredEvent`) when the event goes only to the buffer,
+    reply's status and body. When the event goes only to the buffer, the count, the
+    price, the attribution and the task are worked out later (:class:`DeferredEvent`),
     else right away.
     """
 
@@ -442,6 +442,7 @@ class Plan(DeferredEvent):
         current: Context,
     ) -> None:
         self.start_ns = time.time_ns()
+        # DeferredEvent's fields, set here: one call less per matched request.
         self.runtime = runtime
         self.event = None
         self.settled = False
